@@ -1,0 +1,22 @@
+"""vgfm: joint Velocity-Growth Flow Matching for single-cell time courses.
+
+Learns a velocity field ``v(x, t)`` and a growth rate ``g(x, t)`` from time-stamped,
+unpaired and unbalanced single-cell snapshots (Wang et al., NeurIPS 2025).
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("vgfm")
+except PackageNotFoundError:  # pragma: no cover - source checkout without install
+    __version__ = "0.0.0"
+
+logging.getLogger("vgfm").addHandler(logging.NullHandler())
+
+from vgfm import datasets, pl, pp, tl  # noqa: E402
+from vgfm._model import VGFM  # noqa: E402
+
+__all__ = ["VGFM", "datasets", "pl", "pp", "tl", "__version__"]

@@ -1,0 +1,27 @@
+"""Datasets: the project's own synthetic time courses and readers for snapshot CSV files.
+
+Generators (ground truth in ``obs["true_growth"]`` and ``uns["true_population_size"]``):
+:func:`two_gene_grn`, :func:`gaussian_bifurcation` (with :func:`sample_gaussian_bifurcation_law`)
+and :func:`large_time_course`. Readers: :func:`read_snapshot_csv` and :func:`load_benchmark`.
+"""
+
+from __future__ import annotations
+
+from vgfm.datasets._csv import BENCHMARKS, DATA_DIR_ENV, load_benchmark, read_snapshot_csv
+from vgfm.datasets._synthetic import (
+    gaussian_bifurcation,
+    large_time_course,
+    sample_gaussian_bifurcation_law,
+    two_gene_grn,
+)
+
+__all__ = [
+    "BENCHMARKS",
+    "DATA_DIR_ENV",
+    "gaussian_bifurcation",
+    "large_time_course",
+    "load_benchmark",
+    "read_snapshot_csv",
+    "sample_gaussian_bifurcation_law",
+    "two_gene_grn",
+]

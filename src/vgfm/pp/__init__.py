@@ -1,0 +1,10 @@
+"""Preparation of AnnData objects for :mod:`vgfm`: time labels, population sizes, representations.
+
+Every step here is optional: :func:`vgfm.tl.fit` performs the same validation itself.
+"""
+
+from __future__ import annotations
+
+from vgfm.pp._prepare import check_representation, numeric_time, population_size
+
+__all__ = ["check_representation", "numeric_time", "population_size"]

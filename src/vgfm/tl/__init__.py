@@ -1,0 +1,14 @@
+"""Tools: fit VGFM on AnnData/MuData and use the trained model."""
+
+from vgfm.tl._embedding import gene_velocity, growth_genes, velocity_embedding
+from vgfm.tl._fit import evaluate, fit, simulate, velocity
+
+__all__ = [
+    "evaluate",
+    "fit",
+    "gene_velocity",
+    "growth_genes",
+    "simulate",
+    "velocity",
+    "velocity_embedding",
+]

@@ -1,0 +1,106 @@
+"""Shared test helpers.
+
+``adata_fingerprint`` / ``assert_same_adata`` (available as fixtures of the same names) check
+that a function left an AnnData object exactly as it was, e.g. after raising an error::
+
+    def test_error_leaves_adata(adata, adata_fingerprint, assert_same_adata):
+        before = adata_fingerprint(adata)
+        with pytest.raises(ValueError):
+            vgfm.pp.numeric_time(adata, "bad")
+        assert_same_adata(before, adata_fingerprint(adata))
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+
+
+def _copy_array(a: Any) -> Any:
+    if a is None:
+        return None
+    if sparse.issparse(a):
+        return a.copy()
+    if isinstance(a, pd.DataFrame):
+        return a.copy(deep=True)
+    return np.array(a, copy=True)
+
+
+def _fingerprint(adata: Any) -> dict[str, Any]:
+    """Deep, comparable summary of every field of an AnnData object."""
+    backed = bool(getattr(adata, "isbacked", False))
+    fp: dict[str, Any] = {
+        "shape": tuple(adata.shape),
+        "isbacked": backed,
+        "obs": adata.obs.copy(deep=True),
+        "var": adata.var.copy(deep=True),
+        "obs_names": list(adata.obs_names),
+        "var_names": list(adata.var_names),
+        # backed X lives on disk; reading it would not detect in-memory changes anyway
+        "X": None if backed else _copy_array(adata.X),
+        "uns": copy.deepcopy(dict(adata.uns)),
+    }
+    for attr in ("obsm", "varm", "layers", "obsp", "varp"):
+        mapping = getattr(adata, attr)
+        fp[attr] = {k: _copy_array(mapping[k]) for k in mapping.keys()}
+    return fp
+
+
+def _assert_equal(a: Any, b: Any, where: str) -> None:
+    if sparse.issparse(a) or sparse.issparse(b):
+        assert sparse.issparse(a) and sparse.issparse(b), f"{where}: sparse vs dense"
+        assert a.shape == b.shape, f"{where}: shape {a.shape} != {b.shape}"
+        assert a.dtype == b.dtype, f"{where}: dtype {a.dtype} != {b.dtype}"
+        assert a.format == b.format, f"{where}: format {a.format} != {b.format}"
+        np.testing.assert_array_equal(a.toarray(), b.toarray(), err_msg=where)
+    elif isinstance(a, pd.DataFrame) or isinstance(b, pd.DataFrame):
+        pd.testing.assert_frame_equal(a, b, check_exact=True, obj=where)
+    elif isinstance(a, pd.Series) or isinstance(b, pd.Series):
+        pd.testing.assert_series_equal(a, b, check_exact=True, obj=where)
+    elif isinstance(a, Mapping) or isinstance(b, Mapping):
+        assert isinstance(a, Mapping) and isinstance(b, Mapping), f"{where}: type changed"
+        assert set(a.keys()) == set(b.keys()), (
+            f"{where}: keys {sorted(map(str, a))} != {sorted(map(str, b))}"
+        )
+        for k in a:
+            _assert_equal(a[k], b[k], f"{where}[{k!r}]")
+    elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        assert isinstance(a, np.ndarray) and isinstance(b, np.ndarray), f"{where}: type changed"
+        assert a.shape == b.shape, f"{where}: shape {a.shape} != {b.shape}"
+        assert a.dtype == b.dtype, f"{where}: dtype {a.dtype} != {b.dtype}"
+        np.testing.assert_array_equal(a, b, err_msg=where)
+    elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        assert type(a) is type(b), f"{where}: type {type(a)} != {type(b)}"
+        assert len(a) == len(b), f"{where}: length {len(a)} != {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_equal(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b):
+        pass
+    else:
+        assert type(a) is type(b), f"{where}: type {type(a)} != {type(b)}"
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def _assert_same(before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Assert two :func:`adata_fingerprint` results are identical, field by field."""
+    assert set(before) == set(after)
+    for name in before:
+        _assert_equal(before[name], after[name], f"adata.{name}")
+
+
+@pytest.fixture
+def adata_fingerprint():
+    """``adata_fingerprint(adata) -> dict``: deep copy of every field, for later comparison."""
+    return _fingerprint
+
+
+@pytest.fixture
+def assert_same_adata():
+    """``assert_same_adata(before, after)``: fail unless two fingerprints are identical."""
+    return _assert_same

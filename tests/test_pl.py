@@ -1,0 +1,355 @@
+"""Tests of vgfm.pl on fabricated fit / simulate / evaluate output."""
+
+from __future__ import annotations
+
+import copy
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import anndata as ad
+import matplotlib.pyplot as plt
+import mudata as md
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import LineCollection, PathCollection
+from matplotlib.quiver import Quiver
+
+import vgfm.pl as vpl
+from vgfm._constants import trajectories_key, velocity_embedding_key
+from vgfm.pl._grid import smooth_on_grid
+
+KEY = "vgfm"
+RELATIVE_SIZE = np.array([1.0, 1.6, 2.3, 3.1])
+HELD_OUT = np.array([False, False, True, False])
+
+
+def make_adata(n: int = 300, n_particles: int = 12, seed: int = 0) -> ad.AnnData:
+    """A 10 x 2 band in a 2-D rep (X_umap = rep), velocity +x, growth = 0.8 y, 4 days."""
+    rng = np.random.default_rng(seed)
+    rep = np.column_stack([rng.uniform(0, 10, n), rng.uniform(-1, 1, n)])
+    day = np.floor(rep[:, 0] / 2.5).clip(0, 3)
+    obs = pd.DataFrame(
+        {
+            "day": day,
+            "cluster": pd.Categorical(np.where(rep[:, 1] > 0, "top", "bottom")),
+        },
+        index=[f"c{i}" for i in range(n)],
+    )
+    adata = ad.AnnData(X=rng.poisson(1.0, size=(n, 5)).astype(np.float32), obs=obs)
+    adata.obsm["X_pca"] = rep
+    adata.obsm["X_umap"] = rep.copy()
+    adata.obsm["vgfm_velocity"] = np.tile([2.5, 0.0], (n, 1))
+    adata.obs["vgfm_growth"] = 0.8 * rep[:, 1] - 0.1
+    t = np.linspace(0.0, 3.0, 13)
+    start = rng.choice(np.flatnonzero(day == 0), size=n_particles, replace=False)
+    x0 = rep[start]
+    x = x0[None, :, :] + t[:, None, None] * np.array([2.5, 0.0])[None, None, :]
+    x[..., 1] += 0.1 * np.sin(t)[:, None]
+    log_mass = t[:, None] * 0.8 * x0[None, :, 1]
+    adata.uns[trajectories_key(KEY)] = {
+        "t": t,
+        "x": x,
+        "log_mass": log_mass,
+        "start_obs": np.asarray(adata.obs_names[start], dtype=object),
+    }
+    adata.uns[KEY] = {
+        "params": {"time_key": "day", "use_rep": "X_pca", "method": "vgfm"},
+        "times": np.array([0.0, 1.0, 2.0, 3.0]),
+        "time_labels": np.array(["d0", "d1", "d2", "d3"], dtype=object),
+        "n_cells": np.bincount(day.astype(int), minlength=4),
+        "relative_size": RELATIVE_SIZE.copy(),
+        "held_out": HELD_OUT.copy(),
+        "history": {
+            "stage1_loss": 2.0 * np.exp(-np.linspace(0, 3, 200)) + 0.05,
+            "stage2_loss": 0.3 * np.exp(-np.linspace(0, 2, 80)) + 0.02,
+            "val_w1": 1.0 * np.exp(-np.linspace(0, 2, 80)) + 0.1,
+        },
+        "evaluation": {
+            "time": np.array([1.0, 2.0, 3.0]),
+            "w1": np.array([0.2, 0.3, 0.25]),
+            "rme": np.array([0.05, 0.1, 0.02]),
+            "held_out": HELD_OUT[1:].copy(),
+            "predicted_size": np.array([1.5, 2.5, 3.0]),
+            "observed_size": RELATIVE_SIZE[1:].copy(),
+        },
+    }
+    return adata
+
+
+def _assert_same(a, b, path="root"):
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), path
+        for k in a:
+            _assert_same(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, pd.DataFrame):
+        pd.testing.assert_frame_equal(a, b)
+    elif isinstance(a, np.ndarray):
+        np.testing.assert_array_equal(a, b, err_msg=path)
+    else:
+        assert a == b, path
+
+
+def snapshot(adata) -> dict:
+    return {
+        "obs": adata.obs.copy(),
+        "obsm": {k: np.array(v, copy=True) for k, v in adata.obsm.items()},
+        "obsp": {k: v.copy() for k, v in adata.obsp.items()},
+        "uns": copy.deepcopy(dict(adata.uns)),
+    }
+
+
+def assert_unchanged(adata, snap) -> None:
+    _assert_same(snap["obs"], adata.obs.copy())
+    _assert_same(snap["obsm"], {k: np.asarray(v) for k, v in adata.obsm.items()})
+    assert set(snap["obsp"]) == set(adata.obsp.keys())
+    _assert_same(snap["uns"], dict(adata.uns))
+
+
+@pytest.fixture
+def adata():
+    return make_adata()
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _idw_reference(rep, emb, states, k=10):
+    out = []
+    for s in states:
+        d = np.linalg.norm(rep - s, axis=1)
+        nb = np.argsort(d)[:k]
+        w = 1.0 / (d[nb] + 1e-12 * np.ptp(rep))
+        out.append(w @ emb[nb] / w.sum())
+    return np.array(out)
+
+
+def _limits_contain(ax, emb):
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    assert x0 <= emb[:, 0].min() and x1 >= emb[:, 0].max()
+    assert y0 <= emb[:, 1].min() and y1 >= emb[:, 1].max()
+
+
+# --------------------------------------------------------------------------------------------
+def test_growth_symmetric_centred_norm(adata):
+    snap = snapshot(adata)
+    ax = vpl.growth(adata, show=False)
+    assert_unchanged(adata, snap)
+    sc_ = [c for c in ax.collections if isinstance(c, PathCollection)][-1]
+    norm = sc_.norm
+    g = adata.obs["vgfm_growth"].to_numpy()
+    assert norm.vcenter == 0
+    assert norm.vmin == pytest.approx(-np.abs(g).max())
+    assert norm.vmax == pytest.approx(np.abs(g).max())
+    assert sc_.get_cmap().name == "RdBu_r"
+    assert ax.get_xlabel() == "UMAP1" and ax.get_ylabel() == "UMAP2"
+    assert ax.get_title()
+    cbar_ax = ax.figure.axes[-1]
+    assert cbar_ax.get_ylabel() == "growth rate (per day)"
+    _limits_contain(ax, adata.obsm["X_umap"])
+
+    ax = vpl.growth(adata, vmax=0.25, show=False)
+    sc_ = [c for c in ax.collections if isinstance(c, PathCollection)][-1]
+    assert sc_.get_clim() == pytest.approx((-0.25, 0.25))
+
+
+@pytest.mark.parametrize("kind", ["stream", "grid", "arrows"])
+def test_velocity_kinds_do_not_write(adata, kind):
+    snap = snapshot(adata)
+    ax = vpl.velocity(adata, kind=kind, show=False)
+    assert_unchanged(adata, snap)  # on-the-fly projection is not stored
+    assert velocity_embedding_key(KEY, "umap") not in adata.obsm
+    _limits_contain(ax, adata.obsm["X_umap"])
+    assert ax.get_xlabel() == "UMAP1" and ax.get_title()
+    if kind == "stream":
+        assert any(isinstance(c, LineCollection) for c in ax.collections)
+    else:
+        q = [c for c in ax.collections if isinstance(c, Quiver)]
+        assert len(q) == 1
+        # the field is +x: arrows point right
+        assert (np.asarray(q[0].U) > 0).mean() > 0.9
+
+
+def test_velocity_arrows_use_stored_embedding(adata):
+    v = np.zeros((adata.n_obs, 2))
+    v[:, 1] = -1.0  # deliberately different from the +x field
+    adata.obsm[velocity_embedding_key(KEY, "umap")] = v
+    ax = vpl.velocity(adata, kind="arrows", n_arrows=50, color="cluster", show=False)
+    q = [c for c in ax.collections if isinstance(c, Quiver)][0]
+    assert len(q.U) == 50
+    np.testing.assert_allclose(q.U, 0.0)
+    np.testing.assert_allclose(q.V, -1.0)
+    assert "cluster_colors" not in adata.uns
+
+
+def test_smooth_on_grid_masks_empty_space():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(100, 2)) * 0.3
+    b = rng.normal(size=(100, 2)) * 0.3 + [10.0, 10.0]
+    emb = np.vstack([a, b])
+    vel = np.tile([1.0, 0.0], (200, 1))
+    xs, ys, U, V = smooth_on_grid(emb, vel, n_grid=30)
+    assert U.shape == (30, 30)
+    ix = np.argmin(np.abs(xs - 5.0))
+    iy = np.argmin(np.abs(ys - 5.0))
+    assert np.isnan(U[iy, ix])  # between the clusters: masked
+    ok = np.isfinite(U)
+    assert ok.sum() > 10
+    np.testing.assert_allclose(U[ok], 1.0)
+    np.testing.assert_allclose(V[ok], 0.0, atol=1e-12)
+
+
+def test_velocity_categorical_palette_from_uns(adata):
+    adata.uns["cluster_colors"] = np.array(["#ff0000", "#0000ff"], dtype=object)
+    ax = vpl.velocity(adata, kind="grid", color="cluster", show=False)
+    colors = {
+        c.get_label(): matplotlib.colors.to_hex(c.get_facecolor()[0])
+        for c in ax.collections
+        if isinstance(c, PathCollection)
+    }
+    assert colors["bottom"] == "#ff0000" and colors["top"] == "#0000ff"
+    with pytest.raises(KeyError, match="obs columns"):
+        vpl.velocity(adata, color="not_a_key", show=False)
+
+
+def test_trajectories_lines_and_endpoints(adata):
+    snap = snapshot(adata)
+    ax = vpl.trajectories(adata, show=False, color="day")
+    assert_unchanged(adata, snap)
+    lcs = [c for c in ax.collections if c.get_label() == "trajectories"]
+    assert len(lcs) == 1
+    segs = lcs[0].get_segments()
+    traj = adata.uns["vgfm_trajectories"]
+    T, N, _ = traj["x"].shape
+    assert len(segs) == N
+    assert all(s.shape == (T, 2) for s in segs)
+    rep, emb = adata.obsm["X_pca"], adata.obsm["X_umap"]
+    ends = _idw_reference(rep, emb, traj["x"][-1])
+    starts = _idw_reference(rep, emb, traj["x"][0])
+    np.testing.assert_allclose(np.array([s[-1] for s in segs]), ends, atol=1e-8)
+    np.testing.assert_allclose(np.array([s[0] for s in segs]), starts, atol=1e-8)
+    # starts are exact cells: the mapping returns the cell's own coordinates
+    np.testing.assert_allclose(starts, traj["x"][0], atol=1e-6)
+    _limits_contain(ax, emb)
+    assert ax.get_xlabel() == "UMAP1" and ax.get_title()
+
+    ax = vpl.trajectories(adata, n_paths=5, mass_scale="width", show=False)
+    lc = [c for c in ax.collections if c.get_label() == "trajectories"][0]
+    assert len(lc.get_segments()) == 5
+    assert np.ptp(lc.get_linewidths()) > 0
+
+
+def test_trajectories_missing(adata):
+    del adata.uns["vgfm_trajectories"]
+    with pytest.raises(KeyError, match=r"vgfm\.tl\.simulate"):
+        vpl.trajectories(adata, show=False)
+
+
+def test_mass_points_and_prediction(adata):
+    snap = snapshot(adata)
+    ax = vpl.mass(adata, show=False)
+    assert_unchanged(adata, snap)
+    by_label = {c.get_label(): c for c in ax.collections}
+    obs = by_label["observed"].get_offsets()
+    held = by_label["observed (held out)"].get_offsets()
+    pts = np.vstack([obs, held])
+    pts = pts[np.argsort(pts[:, 0])]
+    np.testing.assert_allclose(pts[:, 0], adata.uns[KEY]["times"])
+    np.testing.assert_allclose(pts[:, 1], RELATIVE_SIZE)
+    np.testing.assert_allclose(held, [[2.0, RELATIVE_SIZE[2]]])
+    assert to_rgba_tuple(by_label["observed (held out)"].get_facecolor()[0]) == (1, 1, 1, 1)
+    ev = by_label["predicted (evaluate)"].get_offsets()
+    np.testing.assert_allclose(ev[:, 1], [1.5, 2.5, 3.0])
+    line = [ln for ln in ax.get_lines() if ln.get_label() == "predicted (simulation)"][0]
+    traj = adata.uns["vgfm_trajectories"]
+    np.testing.assert_allclose(line.get_ydata(), np.exp(traj["log_mass"]).mean(axis=1))
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["d0", "d1", "d2", "d3"]
+    assert ax.get_xlabel() == "day" and ax.get_ylabel() == "relative population size"
+    assert any(t.get_text() == "held out" for t in ax.texts)
+
+
+def to_rgba_tuple(c):
+    return tuple(float(x) for x in c)
+
+
+def test_mass_without_trajectories(adata):
+    del adata.uns["vgfm_trajectories"]
+    del adata.uns[KEY]["evaluation"]
+    ax = vpl.mass(adata, show=False)
+    assert not ax.get_lines()
+
+
+def test_history(adata):
+    snap = snapshot(adata)
+    ax = vpl.history(adata, show=False)
+    assert_unchanged(adata, snap)
+    assert ax.get_yscale() == "log"
+    labels = [ln.get_label() for ln in ax.get_lines()]
+    assert "stage 1 loss" in labels and "stage 2 loss" in labels
+    twin = [a for a in ax.figure.axes if a is not ax][0]
+    w1 = [ln for ln in twin.get_lines() if ln.get_label() == "validation W1"][0]
+    np.testing.assert_allclose(w1.get_xdata(), np.arange(201, 281))
+    assert ax.get_xlabel().startswith("training step") and ax.get_title()
+
+    adata.uns[KEY]["history"] = {"stage1_loss": np.array([]), "stage2_loss": np.array([])}
+    ax = vpl.history(adata, show=False)
+    assert any("no training history" in t.get_text() for t in ax.texts)
+
+
+@pytest.mark.parametrize("func", ["growth", "velocity", "trajectories", "mass", "history"])
+def test_save_show_and_ax(adata, tmp_path, func):
+    fn = getattr(vpl, func)
+    path = tmp_path / f"{func}.png"
+    ax = fn(adata, save=str(path), show=False)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert ax is not None
+    # extension appended when missing
+    fn(adata, save=str(tmp_path / f"{func}_noext"), show=False)
+    assert (tmp_path / f"{func}_noext.png").exists()
+    # given ax is drawn into and returned; show=None with Agg returns the axes
+    fig, given = plt.subplots()
+    assert fn(adata, ax=given) is given
+    assert fn(adata) is not None
+    assert fn(adata, show=True) is None
+
+
+def _mudata(adata: ad.AnnData) -> md.MuData:
+    other = ad.AnnData(
+        np.ones((adata.n_obs, 3)),
+        obs=pd.DataFrame(index=adata.obs_names),
+        var=pd.DataFrame(index=["p0", "p1", "p2"]),
+    )
+    mdata = md.MuData({"rna": adata.copy(), "atac": other})
+    for k in ("X_pca", "X_umap", "vgfm_velocity"):
+        mdata.obsm[k] = adata.obsm[k]
+    for k in ("day", "vgfm_growth", "cluster"):
+        mdata.obs[k] = adata.obs[k].to_numpy()
+    for k in ("vgfm", "vgfm_trajectories"):
+        mdata.uns[k] = copy.deepcopy(adata.uns[k])
+    return mdata
+
+
+@pytest.mark.parametrize("mod", [None, "rna"])
+def test_mudata(adata, mod):
+    mdata = _mudata(adata)
+    container = mdata if mod is None else mdata.mod["rna"]
+    snap = snapshot(container)
+    ax = vpl.growth(mdata, mod=mod, show=False)
+    sc_ = [c for c in ax.collections if isinstance(c, PathCollection)][-1]
+    assert sc_.norm.vcenter == 0
+    vpl.velocity(mdata, mod=mod, kind="arrows", color="cluster", show=False)
+    ax = vpl.trajectories(mdata, mod=mod, show=False)
+    lc = [c for c in ax.collections if c.get_label() == "trajectories"][0]
+    assert len(lc.get_segments()) == adata.uns["vgfm_trajectories"]["x"].shape[1]
+    ax = vpl.mass(mdata, mod=mod, show=False)
+    assert "observed" in [c.get_label() for c in ax.collections]
+    vpl.history(mdata, mod=mod, show=False)
+    assert_unchanged(container, snap)
+    with pytest.raises(KeyError, match="available modalities"):
+        vpl.growth(mdata, mod="protein", show=False)
