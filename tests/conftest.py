@@ -104,3 +104,19 @@ def adata_fingerprint():
 def assert_same_adata():
     """``assert_same_adata(before, after)``: fail unless two fingerprints are identical."""
     return _assert_same
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _torch_single_thread():
+    """Run torch with one intra-op thread during the tests.
+
+    The test problems are tiny; on a loaded 2-core machine several OpenMP threads per process
+    oversubscribe the CPU and make small matrix products 10-100x slower. Results do not
+    depend on the thread count in a way any test relies on.
+    """
+    import torch
+
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n_threads)

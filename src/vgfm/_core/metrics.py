@@ -37,7 +37,7 @@ def wasserstein1(
     y,
     weights=None,
     *,
-    max_cells: int = 4000,
+    max_cells: int = 6000,
     n_subsamples: int = 5,
     seed: int = 0,
 ) -> W1Result:

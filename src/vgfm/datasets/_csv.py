@@ -127,12 +127,13 @@ def read_snapshot_csv(
 
     Examples
     --------
+    >>> import os, tempfile
     >>> import pandas as pd
     >>> import vgfm
-    >>> pd.DataFrame({"samples": [0, 0, 1], "x1": [0.0, 0.1, 1.0], "x2": [1.0, 0.9, 0.0]}).to_csv(
-    ...     "snap.csv", index=False
-    ... )
-    >>> adata = vgfm.datasets.read_snapshot_csv("snap.csv", time_values=[0.0, 2.5])
+    >>> path = os.path.join(tempfile.mkdtemp(), "snap.csv")
+    >>> frame = pd.DataFrame({"samples": [0, 0, 1], "x1": [0.0, 0.1, 1.0], "x2": [1.0, 0.9, 0.0]})
+    >>> frame.to_csv(path, index=False)
+    >>> adata = vgfm.datasets.read_snapshot_csv(path, time_values=[0.0, 2.5])
     >>> adata.obs["time"].tolist()
     [0.0, 0.0, 2.5]
     """

@@ -79,7 +79,7 @@ def _check_times(times: Sequence[float]) -> np.ndarray:
 @dataclass(frozen=True)
 class _GrnParams:
     noise_sd: float = 0.1
-    birth_rate: float = 1.0
+    birth_rate: float = 0.9
     death_rate: float = 0.1
     growth_width: float = 0.2
     initial_mean: tuple[float, float] = (0.4, 0.4)
@@ -152,7 +152,7 @@ def two_gene_grn(
     n_cells: Sequence[int] | None = None,
     times: Sequence[float] = (0.0, 0.5, 1.0, 1.5, 2.0),
     noise_sd: float = 0.1,
-    birth_rate: float = 1.0,
+    birth_rate: float = 0.9,
     death_rate: float = 0.1,
     growth_width: float = 0.2,
     initial_mean: tuple[float, float] = (0.4, 0.4),
@@ -172,7 +172,8 @@ def two_gene_grn(
         dx₂ = τ (h(x₂) + 1 − h(x₁) − x₂) dt + σ dW₂,      h(x) = xⁿ / (1 + xⁿ)
 
     with τ = ``time_scale``, n = ``hill``, σ = ``noise_sd``, integrated by Euler–Maruyama and
-    reflected at 0. The switch has a saddle at (1, 1) and two attractors near (1.93, 0.07)
+    reflected at 0. With the default ``hill=4`` the switch has a saddle at (1, 1) and two
+    attractors near (1.93, 0.07)
     ("gene_1_high") and (0.07, 1.93) ("gene_2_high"); the basins are the two sides of the
     diagonal. Cells start in an undecided cluster ``N(initial_mean, initial_sd²)`` and split
     into the two branches over time.
@@ -454,7 +455,7 @@ def gaussian_bifurcation(
     >>> adata.obs["time"].value_counts().sort_index().tolist()
     [500, 1400]
     >>> adata.obs.groupby("cluster", observed=True)["true_growth"].first().round(3).to_dict()
-    {'left': 0.0, 'lower': 0.0, 'right': 0.0, 'upper': 2.303}
+    {'lower': 0.0, 'left': 0.0, 'right': 0.0, 'upper': 2.303}
     """
     _check_gaussian_args(n_dims, noise_sd, growth_factor)
     if n_times < 2:

@@ -217,6 +217,7 @@ def fit(
         "held_out": np.asarray(info["held_out"], dtype=bool),
         "history": {k: np.asarray(v) for k, v in result.history.items()},
         "train_seconds": float(result.seconds),
+        "timing": {k: float(v) for k, v in result.extra.items() if k.startswith("seconds_")},
         "model": model.to_dict(),
     }
     written.append(f"uns[{key_added!r}]")
@@ -372,7 +373,7 @@ def evaluate(
     model: VGFM | None = None,
     *,
     key: str = C.DEFAULT_KEY,
-    max_cells: int = 4000,
+    max_cells: int = 6000,
     mod: str | None = None,
 ) -> pd.DataFrame:
     """W1 and relative mass error at every observed time point after the first.

@@ -1,0 +1,473 @@
+"""Command line interface: ``vgfm fit | simulate | evaluate | plot | demo``.
+
+A thin wrapper over :mod:`vgfm.tl`, :mod:`vgfm.pl` and :class:`vgfm.VGFM`: every subcommand
+reads an ``.h5ad`` (or ``.h5mu``) file, calls the library and writes files. The argument
+parser is built inside :func:`main`, logging is configured there (to stderr), and user errors
+end with one line ``vgfm: error: <message>`` and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from vgfm import _constants as C
+
+logger = logging.getLogger("vgfm")
+
+#: Exceptions that stem from bad input files or options; reported in one line, exit status 2.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    KeyError,
+    ValueError,
+    TypeError,
+    FileNotFoundError,
+)
+EXIT_USAGE = 2
+
+_FIT_EXAMPLES = """\
+Examples:
+  vgfm fit data.h5ad --time-key day --use-rep X_pca -o fitted.h5ad
+  vgfm fit data.h5ad --time-key day --holdout-time "day 2" -o fitted.h5ad --save-model model.pt
+  vgfm fit data.h5ad --time-key day --population-size 1e4 2.5e4 6e4 -o fitted.h5ad
+  vgfm fit data.h5ad --time-key day --population-size-file sizes.csv -o fitted.h5ad
+  vgfm fit data.h5ad --time-key day --option reg=0.05 --option stage1_steps=500 -o fitted.h5ad
+  vgfm fit multiome.h5mu --mod rna --time-key day -o fitted.h5mu
+
+A population-size file is a CSV with one row per time point: either two columns
+(time label or value, size) or a single column of sizes in time order.
+Options (--option NAME=VALUE) are the training options of vgfm.tl.fit: reg, reg_m, sigma,
+hidden, n_layers, stage1_steps, batch_size, lr, stage2_steps, ...
+"""
+
+_SIMULATE_EXAMPLES = """\
+Examples:
+  vgfm simulate fitted.h5ad -o simulated.h5ad
+  vgfm simulate fitted.h5ad --start-time "day 2" --n-cells 200 --seed 1 -o simulated.h5ad
+
+The model is rebuilt from uns[KEY] of the input; the trajectories are written to
+uns["KEY_trajectories"] of the output.
+"""
+
+_EVALUATE_EXAMPLES = """\
+Examples:
+  vgfm evaluate fitted.h5ad
+  vgfm evaluate fitted.h5ad --json > evaluation.json
+
+One row per observed time point after the first: W1 distance between the predicted and the
+observed cells (in the fitted representation) and relative population-size error (RME).
+"""
+
+_PLOT_EXAMPLES = """\
+Examples:
+  vgfm plot fitted.h5ad -o figures/
+  vgfm plot fitted.h5ad -o figures/ --basis tsne --key vgfm
+
+Writes growth_BASIS.png, velocity_BASIS.png and trajectories_BASIS.png when obsm["X_BASIS"]
+exists (trajectories after `vgfm simulate`), and mass.png and history.png always.
+"""
+
+_DEMO_EXAMPLES = """\
+Examples:
+  vgfm demo
+  vgfm demo --output demo_output --seed 1
+
+Fits the synthetic two-gene switch (vgfm.datasets.two_gene_grn) lifted to 30 genes, and writes
+vgfm_demo.h5ad, evaluation.csv/.md, growth_genes.csv and PNG figures to the output folder.
+"""
+
+
+# ---------------------------------------------------------------------------------- parsing
+def _option(text: str) -> tuple[str, Any]:
+    """Parse ``NAME=VALUE`` into ``(name, value)``; the value as a Python literal if possible."""
+    name, sep, raw = text.partition("=")
+    name = name.strip()
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE (e.g. reg=0.05), got {text!r}")
+    raw = raw.strip()
+    lowered = raw.lower()
+    if lowered in ("true", "false"):
+        return name, lowered == "true"
+    if lowered in ("none", "null"):
+        return name, None
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    return name, value
+
+
+def _global_flags(suppress: bool) -> argparse.ArgumentParser:
+    """``--quiet`` / ``--verbose``, accepted before and after the subcommand.
+
+    The copy attached to the subcommands uses ``SUPPRESS`` defaults so that it does not reset
+    a flag given before the subcommand.
+    """
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("-q", "--quiet", action="store_true",
+                        default=argparse.SUPPRESS if suppress else False,
+                        help="no progress bars; log only warnings and errors")
+    parent.add_argument("-v", "--verbose", action="count",
+                        default=argparse.SUPPRESS if suppress else 0,
+                        help="more log output (debug messages, tracebacks of errors)")
+    return parent
+
+
+def _add_key(p: argparse.ArgumentParser, help_text: str) -> None:
+    p.add_argument("--key", default=C.DEFAULT_KEY, metavar="KEY",
+                   help=f"{help_text} (default: %(default)s)")
+
+
+def _add_mod(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mod", default=None, metavar="MOD",
+                   help="for an .h5mu input: use this modality (e.g. rna) instead of the joint "
+                        "object")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``vgfm`` argument parser (called by :func:`main`, never at import).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Parser with the subcommands ``fit``, ``simulate``, ``evaluate``, ``plot``, ``demo``.
+
+    Examples
+    --------
+    >>> from vgfm.cli import build_parser
+    >>> build_parser().parse_args(["evaluate", "fitted.h5ad", "--json"]).json
+    True
+    """
+    from vgfm import __version__
+
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="vgfm",
+        description="Joint velocity-growth flow matching (VGFM) for single-cell time courses.",
+        epilog="Examples:\n  vgfm demo\n  vgfm fit data.h5ad --time-key day -o fitted.h5ad\n"
+               "  vgfm simulate fitted.h5ad -o fitted.h5ad\n  vgfm evaluate fitted.h5ad\n"
+               "  vgfm plot fitted.h5ad -o figures/\n\n"
+               "Run `vgfm COMMAND --help` for the options of each command.",
+        formatter_class=fmt,
+        parents=[_global_flags(suppress=False)],
+    )
+    parser.add_argument("--version", action="version", version=f"vgfm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    flags = [_global_flags(suppress=True)]
+
+    p = sub.add_parser("fit", help="fit VGFM on a time-course .h5ad / .h5mu",
+                       description="Fit joint velocity-growth flow matching and write the velocity,\n"
+                                   "growth rate and model into a copy of the data.",
+                       epilog=_FIT_EXAMPLES, formatter_class=fmt, parents=flags)
+    p.add_argument("input", metavar="IN", help="input .h5ad (or .h5mu) file")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="output file (same format as IN)")
+    p.add_argument("--time-key", default=C.DEFAULT_TIME_KEY, metavar="KEY",
+                   help="obs column with each cell's time, numeric or labels like 'day 2' "
+                        "(default: %(default)s)")
+    p.add_argument("--use-rep", default=C.DEFAULT_USE_REP, metavar="REP",
+                   help="obsm key to model, or X (default: %(default)s)")
+    p.add_argument("--holdout-time", default=None, metavar="T",
+                   help="interior time point (label or value) left out of training")
+    sizes = p.add_mutually_exclusive_group()
+    sizes.add_argument("--population-size", nargs="+", type=float, default=None, metavar="N",
+                       help="population size of every time point, in time order")
+    sizes.add_argument("--population-size-file", default=None, metavar="CSV",
+                       help="CSV with the population size of every time point")
+    p.add_argument("--method", choices=C.METHODS, default="vgfm",
+                   help="vgfm (growth-aware) or otcfm (balanced baseline) (default: %(default)s)")
+    p.add_argument("--device", default=None,
+                   help="torch device, e.g. cpu or cuda (default: CUDA when available)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--key", dest="key_added", default=C.DEFAULT_KEY, metavar="KEY",
+                   help="prefix of the fields written (default: %(default)s)")
+    p.add_argument("--option", dest="options", action="append", type=_option, default=[],
+                   metavar="NAME=VALUE", help="training option of vgfm.tl.fit (repeatable)")
+    _add_mod(p)
+    p.add_argument("--save-model", default=None, metavar="PATH",
+                   help="also save the trained model (torch format, e.g. model.pt)")
+    p.set_defaults(handler=_cmd_fit)
+
+    p = sub.add_parser("simulate", help="simulate trajectories with a fitted model",
+                       description="Simulate cell trajectories and lineage masses with the model\n"
+                                   "stored in the input file.",
+                       epilog=_SIMULATE_EXAMPLES, formatter_class=fmt, parents=flags)
+    p.add_argument("input", metavar="IN", help="fitted .h5ad (or .h5mu) file")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file")
+    _add_key(p, "key of the fit")
+    p.add_argument("--start-time", default=None, metavar="T",
+                   help="time point (label or value) whose cells start (default: the first)")
+    p.add_argument("--n-cells", type=int, default=None, metavar="N",
+                   help="number of start cells drawn at random (default: all)")
+    p.add_argument("--n-per-interval", type=int, default=10, metavar="N",
+                   help="output times per observed interval (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the start-cell draw "
+                                                       "(default: %(default)s)")
+    _add_mod(p)
+    p.set_defaults(handler=_cmd_simulate)
+
+    p = sub.add_parser("evaluate", help="print W1 and population-size error per time point",
+                       description="Evaluate a fitted model against the observed snapshots.",
+                       epilog=_EVALUATE_EXAMPLES, formatter_class=fmt, parents=flags)
+    p.add_argument("input", metavar="IN", help="fitted .h5ad (or .h5mu) file")
+    _add_key(p, "key of the fit")
+    p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+    _add_mod(p)
+    p.set_defaults(handler=_cmd_evaluate)
+
+    p = sub.add_parser("plot", help="write the standard figures as PNG files",
+                       description="Write the standard vgfm figures of a fitted file.",
+                       epilog=_PLOT_EXAMPLES, formatter_class=fmt, parents=flags)
+    p.add_argument("input", metavar="IN", help="fitted .h5ad (or .h5mu) file")
+    p.add_argument("-o", "--output", required=True, metavar="FIGDIR", help="output folder")
+    p.add_argument("--basis", default=None,
+                   help="embedding of the growth/velocity/trajectory plots (default: umap, "
+                        "skipped when obsm['X_umap'] is missing)")
+    _add_key(p, "key of the fit")
+    _add_mod(p)
+    p.set_defaults(handler=_cmd_plot)
+
+    p = sub.add_parser("demo", help="run the synthetic two-gene demo",
+                       description="Fit the synthetic two-gene switch end to end and write the\n"
+                                   "results and figures.",
+                       epilog=_DEMO_EXAMPLES, formatter_class=fmt, parents=flags)
+    p.add_argument("--output", default="demo_output", metavar="DIR",
+                   help="output folder (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--fast", action="store_true",
+                   help="small data and short training: a smoke test, not a result")
+    p.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+# ------------------------------------------------------------------------------------- I/O
+def _read(path: str, mod: str | None = None) -> Any:
+    """Read an ``.h5ad`` or ``.h5mu`` file into memory."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"input file {path!r} does not exist")
+    suffix = p.suffix.lower()
+    if suffix == ".h5ad":
+        if mod is not None:
+            raise ValueError(f"--mod {mod!r} needs an .h5mu input; {path!r} is an .h5ad file")
+        import anndata as ad
+
+        return ad.read_h5ad(p)
+    if suffix == ".h5mu":
+        import mudata as md
+
+        return md.read_h5mu(p)
+    raise ValueError(f"input file {path!r} must end in .h5ad or .h5mu")
+
+
+def _write(data: Any, path: str) -> None:
+    """Write ``data`` to ``path`` in the format matching the object (h5ad / h5mu)."""
+    import mudata as md
+
+    p = Path(path)
+    is_mu = isinstance(data, md.MuData)
+    expected = ".h5mu" if is_mu else ".h5ad"
+    if p.suffix.lower() != expected:
+        kind = "MuData" if is_mu else "AnnData"
+        raise ValueError(f"output file {path!r} must end in {expected} for {kind} input")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if is_mu:
+        data.write_h5mu(p)
+    else:
+        data.write_h5ad(p)
+    logger.info("wrote %s", p)
+
+
+def _read_population_sizes(path: str) -> Any:
+    """Population sizes from a CSV: ``{time: size}`` (2+ columns) or a list (1 column)."""
+    import pandas as pd
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"population-size file {path!r} does not exist")
+    table = pd.read_csv(path, dtype=str, skipinitialspace=True)
+    if table.shape[1] == 1:
+        return [float(v) for v in table.iloc[:, 0]] if len(table) else []
+    cols = [str(c).strip().lower() for c in table.columns]
+    size_col = next((i for i, c in enumerate(cols) if c in ("size", "population_size", "n")), 1)
+    time_col = 0 if size_col != 0 else 1
+    try:
+        return {str(t).strip(): float(s) for t, s in zip(table.iloc[:, time_col],
+                                                          table.iloc[:, size_col])}
+    except ValueError as err:
+        raise ValueError(f"population-size file {path!r}: sizes must be numbers ({err})") from None
+
+
+# -------------------------------------------------------------------------------- commands
+def _cmd_fit(args: argparse.Namespace, progress: bool) -> int:
+    import vgfm
+
+    options: dict[str, Any] = {}
+    for name, value in args.options:
+        options[name] = value
+    if args.population_size_file is not None:
+        sizes = _read_population_sizes(args.population_size_file)
+    else:
+        sizes = args.population_size
+    data = _read(args.input, args.mod)
+    model = vgfm.tl.fit(
+        data, args.time_key, use_rep=args.use_rep, key_added=args.key_added,
+        method=args.method, population_size=sizes, holdout_time=args.holdout_time,
+        seed=args.seed, device=args.device, progress=progress, mod=args.mod, **options,
+    )
+    _write(data, args.output)
+    if args.save_model:
+        Path(args.save_model).parent.mkdir(parents=True, exist_ok=True)
+        model.save(args.save_model)
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace, progress: bool) -> int:
+    import vgfm
+
+    data = _read(args.input, args.mod)
+    vgfm.tl.simulate(data, key=args.key, start_time=args.start_time, n_cells=args.n_cells,
+                     n_per_interval=args.n_per_interval, seed=args.seed, mod=args.mod)
+    _write(data, args.output)
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace, progress: bool) -> int:
+    import vgfm
+    from vgfm._demo import format_table
+
+    data = _read(args.input, args.mod)
+    table = vgfm.tl.evaluate(data, key=args.key, mod=args.mod)
+    if args.json:
+        print(table.to_json(orient="records", double_precision=10))
+    else:
+        print(format_table(table))
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace, progress: bool) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import vgfm
+    from vgfm._anndata_utils import get_fit_info, resolve_container
+
+    data = _read(args.input, args.mod)
+    container = resolve_container(data, args.mod)
+    params = get_fit_info(container, args.key)["params"]
+    basis = args.basis or "umap"
+    emb_key = C.basis_key(basis)
+    has_basis = emb_key in container.obsm
+    if args.basis is not None and not has_basis:
+        raise KeyError(f"adata.obsm[{emb_key!r}] (the --basis embedding) is missing; available "
+                       f"obsm keys: {list(container.obsm.keys())}")
+    outdir = Path(args.output)
+    outdir.mkdir(parents=True, exist_ok=True)
+    name = basis.removeprefix("X_")
+    common = {"key": args.key, "mod": args.mod, "show": False}
+    color = params.get("time_key") or None
+    if color is not None and color not in container.obs:
+        color = None
+    jobs: list[tuple[str, Any, dict[str, Any]]] = []
+    if has_basis:
+        jobs += [(f"growth_{name}.png", vgfm.pl.growth, {"basis": basis}),
+                 (f"velocity_{name}.png", vgfm.pl.velocity, {"basis": basis, "color": color})]
+        if C.trajectories_key(args.key) in container.uns:
+            jobs.append((f"trajectories_{name}.png", vgfm.pl.trajectories,
+                         {"basis": basis, "color": color}))
+        else:
+            logger.info("no uns[%r]: skipping the trajectory plot (run `vgfm simulate` first)",
+                        C.trajectories_key(args.key))
+    else:
+        logger.warning("obsm[%r] is missing: skipping the growth, velocity and trajectory "
+                       "plots (compute a UMAP or pass --basis)", emb_key)
+    jobs += [("mass.png", vgfm.pl.mass, {}), ("history.png", vgfm.pl.history, {})]
+    for filename, plot, kwargs in jobs:
+        ax = plot(data, save=outdir / filename, **common, **kwargs)
+        plt.close(ax.figure)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace, progress: bool) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from vgfm._demo import format_table, run_demo
+
+    result = run_demo(args.output, seed=args.seed, progress=progress, fast=args.fast)
+    cols = [c for c in ("label", "w1", "rme", "predicted_size", "observed_size")
+            if c in result["evaluation"].columns]
+    print(format_table(result["evaluation"][cols]))
+    print(f"\nwrote {result['h5ad']}, {len(result['figures'])} figures and the evaluation "
+          f"table to {Path(args.output)}/ in {result['seconds']:.0f} s")
+    return 0
+
+
+# ------------------------------------------------------------------------------------ main
+def _error_message(err: BaseException) -> str:
+    """One-line message of a user error (``str(KeyError)`` would add quotes)."""
+    if isinstance(err, KeyError) and len(err.args) == 1 and isinstance(err.args[0], str):
+        text = err.args[0]
+    else:
+        text = str(err) or type(err).__name__
+    return " ".join(text.split())
+
+
+def _configure_logging(quiet: bool, verbose: int) -> tuple[logging.Handler, int]:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s [vgfm] %(message)s"))
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
+    old_level = logger.level
+    logger.setLevel(level)
+    logger.addHandler(handler)
+    return handler, old_level
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``vgfm`` command.
+
+    Parameters
+    ----------
+    argv
+        Arguments without the program name; ``None`` reads ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        Exit status: 0 on success, 2 for bad input or options (one line
+        ``vgfm: error: <message>`` on stderr). Unexpected exceptions propagate.
+
+    Examples
+    --------
+    >>> from vgfm.cli import main
+    >>> main(["fit", "data.h5ad", "--time-key", "day", "-o", "fitted.h5ad"])  # doctest: +SKIP
+    0
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, argparse usage errors
+        code = exit_.code
+        return code if isinstance(code, int) else (0 if code is None else EXIT_USAGE)
+    quiet = bool(getattr(args, "quiet", False))
+    verbose = int(getattr(args, "verbose", 0) or 0)
+    progress = not quiet and sys.stderr.isatty()
+    handler, old_level = _configure_logging(quiet, verbose)
+    try:
+        return int(args.handler(args, progress))
+    except USER_ERRORS as err:
+        logger.debug("traceback of the error below", exc_info=True)
+        print(f"vgfm: error: {_error_message(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
