@@ -105,7 +105,7 @@ class VGFM:
                 f"states have shape {x.shape}; this model was fitted on {self.dim}-dimensional "
                 f"{self.use_rep!r}. Pass cells in the same representation."
             )
-        t_arr = np.broadcast_to(np.asarray(t, dtype=np.float32), (len(x),))
+        t_arr = np.broadcast_to(np.asarray(t, dtype=np.float32), (len(x),)).copy()  # writable
         dev = resolve_device(device)
         fld = self.field.to(dev)
         vs, gs = [], []

@@ -264,18 +264,24 @@ def _read(path: str, mod: str | None = None) -> Any:
     raise ValueError(f"input file {path!r} must end in .h5ad or .h5mu")
 
 
-def _write(data: Any, path: str) -> None:
-    """Write ``data`` to ``path`` in the format matching the object (h5ad / h5mu)."""
+def _check_output(data: Any, path: str) -> Path:
+    """Fail early (before any computation) when ``path`` does not suit ``data``."""
     import mudata as md
 
     p = Path(path)
     is_mu = isinstance(data, md.MuData)
     expected = ".h5mu" if is_mu else ".h5ad"
     if p.suffix.lower() != expected:
-        kind = "MuData" if is_mu else "AnnData"
+        kind = "MuData (.h5mu)" if is_mu else "AnnData (.h5ad)"
         raise ValueError(f"output file {path!r} must end in {expected} for {kind} input")
+    return p
+
+
+def _write(data: Any, path: str) -> None:
+    """Write ``data`` to ``path`` in the format matching the object (h5ad / h5mu)."""
+    p = _check_output(data, path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    if is_mu:
+    if p.suffix.lower() == ".h5mu":
         data.write_h5mu(p)
     else:
         data.write_h5ad(p)
@@ -313,6 +319,7 @@ def _cmd_fit(args: argparse.Namespace, progress: bool) -> int:
     else:
         sizes = args.population_size
     data = _read(args.input, args.mod)
+    _check_output(data, args.output)
     model = vgfm.tl.fit(
         data, args.time_key, use_rep=args.use_rep, key_added=args.key_added,
         method=args.method, population_size=sizes, holdout_time=args.holdout_time,
@@ -329,6 +336,7 @@ def _cmd_simulate(args: argparse.Namespace, progress: bool) -> int:
     import vgfm
 
     data = _read(args.input, args.mod)
+    _check_output(data, args.output)
     vgfm.tl.simulate(data, key=args.key, start_time=args.start_time, n_cells=args.n_cells,
                      n_per_interval=args.n_per_interval, seed=args.seed, mod=args.mod)
     _write(data, args.output)

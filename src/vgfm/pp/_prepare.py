@@ -177,7 +177,9 @@ def population_size(
     return adata if copy else None
 
 
-def check_representation(adata: AnnData, use_rep: str = _constants.DEFAULT_USE_REP) -> None:
+def check_representation(
+    adata: AnnData, *, use_rep: str = _constants.DEFAULT_USE_REP
+) -> None:
     """Check that ``use_rep`` is usable by :func:`vgfm.tl.fit`, without writing anything.
 
     The representation must be in memory, two-dimensional with at least one column, finite,

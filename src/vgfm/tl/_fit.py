@@ -310,6 +310,8 @@ def simulate(
     t_eval
         Output times; default every observed time from ``start_time`` on plus
         ``n_per_interval - 1`` equally spaced points inside each interval.
+    n_per_interval
+        Output steps per observed interval of the default ``t_eval``.
     seed
         Seed of the start-cell subsample.
     mod, copy
@@ -383,6 +385,20 @@ def evaluate(
     weighted by ``m / sum(m)`` and the observed cells; RME is
     ``|mean m(t_k) - r_k| / r_k``.  Snapshots with more than ``max_cells`` cells are compared
     by the subsampling rule of :func:`vgfm._core.metrics.wasserstein1` (``w1_se`` > 0).
+
+    Parameters
+    ----------
+    adata
+        Fitted AnnData/MuData (or any data with the model's representation and time key when
+        ``model`` is given).
+    model
+        Trained model; ``None`` rebuilds it from ``adata.uns[key]``.
+    key
+        Key of the fit; the table is also stored in ``uns[key]["evaluation"]``.
+    max_cells
+        Snapshot size above which W1 is estimated on subsamples of this many cells.
+    mod
+        For a MuData: evaluate on modality ``mod`` instead of the joint object.
 
     Returns
     -------
