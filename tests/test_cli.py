@@ -329,7 +329,8 @@ def test_demo_fast(tmp_path: Path) -> None:
         assert key in adata.obsm
     for key in ("vgfm", "vgfm_trajectories", "vgfm_growth_genes"):
         assert key in adata.uns
-    assert adata.uns["vgfm_trajectories"]["x"].shape[1] == 100
+    n_start = int((adata.obs["day"] == "day 0").sum())
+    assert adata.uns["vgfm_trajectories"]["x"].shape[1] == n_start
     n_times = adata.obs["day"].nunique()
     table = pd.read_csv(result["evaluation_csv"])
     assert len(table) == n_times - 1 and {"w1", "rme"} <= set(table.columns)

@@ -20,10 +20,14 @@ from matplotlib.quiver import Quiver
 import vgfm.pl as vpl
 from vgfm._constants import trajectories_key, velocity_embedding_key
 from vgfm.pl._grid import smooth_on_grid
+from vgfm.pl._utils import time_unit_label
 
 KEY = "vgfm"
 RELATIVE_SIZE = np.array([1.0, 1.6, 2.3, 3.1])
 HELD_OUT = np.array([False, False, True, False])
+# checkpoint scores at stage-2 steps 0, 10, ..., 80 (0 = end of stage 1); minimum at step 50
+VAL_STEP = np.arange(0, 81, 10)
+VAL_SCORE = np.array([0.9, 0.7, 0.5, 0.45, 0.4, 0.3, 0.35, 0.32, 0.31])
 
 
 def make_adata(n: int = 300, n_particles: int = 12, seed: int = 0) -> ad.AnnData:
@@ -65,7 +69,8 @@ def make_adata(n: int = 300, n_particles: int = 12, seed: int = 0) -> ad.AnnData
         "history": {
             "stage1_loss": 2.0 * np.exp(-np.linspace(0, 3, 200)) + 0.05,
             "stage2_loss": 0.3 * np.exp(-np.linspace(0, 2, 80)) + 0.02,
-            "val_w1": 1.0 * np.exp(-np.linspace(0, 2, 80)) + 0.1,
+            "val_score": VAL_SCORE.copy(),
+            "val_step": VAL_STEP.copy(),
         },
         "evaluation": {
             "time": np.array([1.0, 2.0, 3.0]),
@@ -144,9 +149,12 @@ def test_growth_symmetric_centred_norm(adata):
     sc_ = [c for c in ax.collections if isinstance(c, PathCollection)][-1]
     norm = sc_.norm
     g = adata.obs["vgfm_growth"].to_numpy()
+    vmax = np.percentile(np.abs(g), 99)
+    assert vmax < np.abs(g).max()  # the default limit clips the most extreme cells
     assert norm.vcenter == 0
-    assert norm.vmin == pytest.approx(-np.abs(g).max())
-    assert norm.vmax == pytest.approx(np.abs(g).max())
+    assert norm.vmin == pytest.approx(-vmax)
+    assert norm.vmax == pytest.approx(vmax)
+    assert sc_.colorbar.extend == "both"
     assert sc_.get_cmap().name == "RdBu_r"
     assert ax.get_xlabel() == "UMAP1" and ax.get_ylabel() == "UMAP2"
     assert ax.get_title()
@@ -157,6 +165,48 @@ def test_growth_symmetric_centred_norm(adata):
     ax = vpl.growth(adata, vmax=0.25, show=False)
     sc_ = [c for c in ax.collections if isinstance(c, PathCollection)][-1]
     assert sc_.get_clim() == pytest.approx((-0.25, 0.25))
+    assert sc_.colorbar.extend == "both"
+
+    ax = vpl.growth(adata, vmax=2 * np.abs(g).max(), show=False)
+    sc_ = [c for c in ax.collections if isinstance(c, PathCollection)][-1]
+    assert sc_.colorbar.extend == "neither"  # nothing clipped
+
+
+def test_growth_default_vmax_not_clipping_when_flat(adata):
+    # all |g| equal: the 99th percentile is the maximum, nothing is clipped
+    adata.obs["vgfm_growth"] = np.where(np.arange(adata.n_obs) % 2 == 0, 0.3, -0.3)
+    ax = vpl.growth(adata, show=False)
+    sc_ = [c for c in ax.collections if isinstance(c, PathCollection)][-1]
+    assert sc_.get_clim() == pytest.approx((-0.3, 0.3))
+    assert sc_.colorbar.extend == "neither"
+    # mostly zero: the percentile is 0, fall back to max |g|
+    g = np.zeros(adata.n_obs)
+    g[0] = 0.5
+    adata.obs["vgfm_growth"] = g
+    ax = vpl.growth(adata, show=False)
+    sc_ = [c for c in ax.collections if isinstance(c, PathCollection)][-1]
+    assert sc_.get_clim() == pytest.approx((-0.5, 0.5))
+
+
+@pytest.mark.parametrize(
+    ("time_key", "expected"),
+    [
+        ("day", "per day"),
+        ("Days", "per day"),
+        ("hpf", "per hour"),
+        ("time", "per unit time"),
+        ("t", "per unit time"),
+        ("Timepoint", "per unit time"),
+        ("time_point", "per unit time"),
+        ("sample", "per unit time"),
+        ("samples", "per unit time"),
+        (None, "per unit time"),
+        ("", "per unit time"),
+        ("stage", "per unit of 'stage'"),
+    ],
+)
+def test_time_unit_label(time_key, expected):
+    assert time_unit_label(time_key) == expected
 
 
 @pytest.mark.parametrize("kind", ["stream", "grid", "arrows"])
@@ -285,21 +335,87 @@ def test_mass_without_trajectories(adata):
     assert not ax.get_lines()
 
 
-def test_history(adata):
+def _line(axes, label):
+    return [ln for ln in axes.get_lines() if ln.get_label() == label][0]
+
+
+def test_history_two_panels(adata):
     snap = snapshot(adata)
     ax = vpl.history(adata, show=False)
     assert_unchanged(adata, snap)
-    assert ax.get_yscale() == "log"
-    labels = [ln.get_label() for ln in ax.get_lines()]
-    assert "stage 1 loss" in labels and "stage 2 loss" in labels
-    twin = [a for a in ax.figure.axes if a is not ax][0]
-    w1 = [ln for ln in twin.get_lines() if ln.get_label() == "validation W1"][0]
-    np.testing.assert_allclose(w1.get_xdata(), np.arange(201, 281))
-    assert ax.get_xlabel().startswith("training step") and ax.get_title()
+    fig = ax.figure
+    twin = [a for a in fig.axes if a.get_ylabel().startswith("validation score")]
+    panels = [a for a in fig.axes if a not in twin]
+    assert len(panels) == 2 and len(twin) == 1
+    left, right = sorted(panels, key=lambda a: a.get_position().x0)
+    assert ax is right
+    assert fig.get_suptitle()
+    # left: stage 1 on a log axis
+    hist = adata.uns[KEY]["history"]
+    s1 = _line(left, "stage 1 loss")
+    np.testing.assert_allclose(s1.get_xdata(), np.arange(1, hist["stage1_loss"].size + 1))
+    assert left.get_yscale() == "log"
+    assert left.get_xlabel() == "stage 1 step"
+    assert not [ln for ln in left.get_lines() if ln.get_label() == "stage 2 loss"]
+    # right: stage 2 loss per step, validation score on the twin at val_step
+    s2 = _line(right, "stage 2 loss")
+    np.testing.assert_allclose(s2.get_xdata(), np.arange(1, hist["stage2_loss"].size + 1))
+    assert right.get_xlabel() == "stage 2 step"
+    val = _line(twin[0], "validation score")
+    np.testing.assert_allclose(val.get_xdata(), VAL_STEP)
+    np.testing.assert_allclose(val.get_ydata(), VAL_SCORE)
+    star = _line(twin[0], "selected checkpoint")
+    assert star.get_marker() == "*"
+    best = np.argmin(VAL_SCORE)
+    assert VAL_STEP[best] == 50
+    np.testing.assert_allclose(star.get_xdata(), [VAL_STEP[best]])
+    np.testing.assert_allclose(star.get_ydata(), [VAL_SCORE[best]])
+    legend = right.get_legend()
+    assert "selected checkpoint" in [t.get_text() for t in legend.get_texts()]
 
+
+def test_history_selected_checkpoint_ignores_nan(adata):
+    score = VAL_SCORE.copy()
+    score[[3, 5]] = [np.nan, np.inf]  # 0.3 at step 50 is now inf: best finite is 0.31
+    adata.uns[KEY]["history"]["val_score"] = score
+    ax = vpl.history(adata, show=False)
+    twin = [a for a in ax.figure.axes if a.get_ylabel().startswith("validation score")][0]
+    star = _line(twin, "selected checkpoint")
+    np.testing.assert_allclose(star.get_xdata(), [VAL_STEP[8]])
+
+
+def test_history_into_given_ax(adata):
+    fig, given = plt.subplots()
+    assert vpl.history(adata, ax=given, show=False) is given
+    assert given.get_xlabel() == "stage 2 step"
+    assert _line(given, "stage 2 loss") is not None
+    twin = [a for a in fig.axes if a is not given]
+    assert len(twin) == 1
+    _line(twin[0], "selected checkpoint")
+    assert given.get_title()
+
+    # no stage 2 history: the stage-1 panel is drawn instead
+    adata.uns[KEY]["history"] = {
+        "stage1_loss": adata.uns[KEY]["history"]["stage1_loss"],
+        "stage2_loss": np.array([]),
+        "val_score": np.array([0.5]),
+        "val_step": np.array([0]),
+    }
+    fig, given = plt.subplots()
+    assert vpl.history(adata, ax=given, show=False) is given
+    assert given.get_xlabel() == "stage 1 step"
+    assert _line(given, "stage 1 loss") is not None
+    assert fig.axes == [given]
+
+
+def test_history_empty(adata):
     adata.uns[KEY]["history"] = {"stage1_loss": np.array([]), "stage2_loss": np.array([])}
     ax = vpl.history(adata, show=False)
-    assert any("no training history" in t.get_text() for t in ax.texts)
+    texts = [t.get_text() for a in ax.figure.axes for t in a.texts]
+    assert sum("no stage" in t and "training history" in t for t in texts) == 2
+    del adata.uns[KEY]["history"]
+    with pytest.raises(KeyError, match="history"):
+        vpl.history(adata, show=False)
 
 
 @pytest.mark.parametrize("func", ["growth", "velocity", "trajectories", "mass", "history"])

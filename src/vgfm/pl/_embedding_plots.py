@@ -62,7 +62,8 @@ def growth(
 
     A diverging colormap is centred at zero (``TwoSlopeNorm(vcenter=0)``) with symmetric
     limits ``(-vmax, vmax)``: red cells expand, blue cells shrink or die. Cells with the
-    largest ``|g|`` are drawn on top.
+    largest ``|g|`` are drawn on top. Cells with ``|g| > vmax`` are drawn in the end colours
+    and the colour bar then has pointed ends (``extend="both"``).
 
     Parameters
     ----------
@@ -73,7 +74,9 @@ def growth(
     key
         The ``key_added`` used in :func:`vgfm.tl.fit`.
     vmax
-        Colour limit; defaults to ``max |g|`` over the cells.
+        Colour limit; ``None`` uses the 99th percentile of ``|g|`` over the cells (finite
+        values), so that a few extreme cells do not wash out the rest (falling back to
+        ``max |g|`` when that percentile is 0, and to 1 when all rates are 0 or missing).
     cmap
         A diverging matplotlib colormap.
     size
@@ -112,13 +115,18 @@ def growth(
     g = np.asarray(data.obs[gkey], dtype=np.float64)
     params = fit_params(data, key)
     finite = np.isfinite(g)
-    a = (
-        float(vmax)
-        if vmax is not None
-        else (float(np.abs(g[finite]).max()) if finite.any() else 1.0)
-    )
+    abs_g = np.abs(g[finite])
+    if vmax is not None:
+        a = float(vmax)
+    elif abs_g.size:
+        a = float(np.percentile(abs_g, 99))
+        if not a > 0:
+            a = float(abs_g.max())
+    else:
+        a = 1.0
     if not a > 0:
         a = 1.0
+    clipped = bool((abs_g > a).any())
     norm = TwoSlopeNorm(vcenter=0.0, vmin=-a, vmax=a)
 
     fig, ax_ = new_axes(ax)
@@ -132,7 +140,9 @@ def growth(
     sc_ = ax_.scatter(
         emb[idx, 0], emb[idx, 1], c=g[idx], cmap=cmap, norm=norm, s=s, linewidths=0, rasterized=True
     )
-    cb = fig.colorbar(sc_, ax=ax_, fraction=0.046, pad=0.04)
+    cb = fig.colorbar(
+        sc_, ax=ax_, fraction=0.046, pad=0.04, extend="both" if clipped else "neither"
+    )
     cb.set_label(f"growth rate ({time_unit_label(params.get('time_key'))})")
     style_embedding_axes(ax_, basis, emb, title or f"{method_label(data, key)} growth rate")
     return finish(ax_, ax_given=ax is not None, show=show, save=save, name="growth")

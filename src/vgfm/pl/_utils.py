@@ -40,6 +40,7 @@ _TIME_UNITS = {
     "year": "year",
     "years": "year",
 }
+_GENERIC_TIME_NAMES = frozenset({"time", "t", "timepoint", "time_point", "sample", "samples"})
 _BASIS_LABELS = {
     "umap": "UMAP",
     "tsne": "tSNE",
@@ -60,10 +61,19 @@ def basis_axis_labels(basis: str) -> tuple[str, str]:
 
 
 def time_unit_label(time_key: str | None) -> str:
-    """``"day"`` -> ``"per day"``; anything else -> ``"per unit of 'key'"``."""
+    """Rate unit for an ``obs`` time column, for axis and colour-bar labels.
+
+    A known unit gives ``"per <unit>"`` (``"day"`` / ``"days"`` / ``"d"`` -> ``"per day"``,
+    ``"hpf"`` -> ``"per hour"``, ...); no key or a generic name (``"time"``, ``"t"``,
+    ``"timepoint"``, ``"time_point"``, ``"sample"``, ``"samples"``) gives ``"per unit time"``;
+    anything else gives ``"per unit of 'key'"``. Matching ignores case and surrounding spaces.
+    """
     if not time_key:
         return "per unit time"
-    unit = _TIME_UNITS.get(str(time_key).strip().lower())
+    name = str(time_key).strip().lower()
+    if name in _GENERIC_TIME_NAMES:
+        return "per unit time"
+    unit = _TIME_UNITS.get(name)
     return f"per {unit}" if unit else f"per unit of {time_key!r}"
 
 

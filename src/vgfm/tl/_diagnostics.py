@@ -39,7 +39,7 @@ def coupling_diagnostic(
     intervals: Sequence[int] | None = None,
     population_size: Sequence[float] | dict | None = None,
     key: str = C.DEFAULT_KEY,
-    max_cells: int = 1000,
+    max_cells: int = 500,
     seed: int = 0,
     mod: str | None = None,
 ) -> pd.DataFrame:
