@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
-from vgfm._constants import MAX_DENSIFY_ENTRIES, basis_key
+from vgfm._constants import basis_key
 
 if TYPE_CHECKING:
     from anndata import AnnData

@@ -255,21 +255,14 @@ def run_demo(
     >>> result = run_demo("demo_output")  # doctest: +SKIP
     >>> result["evaluation"][["time", "w1", "rme"]]  # doctest: +SKIP
     """
-    import torch
-
-    previous_threads = torch.get_num_threads()
-    try:
-        return _run_demo(Path(output_dir), seed=seed, progress=progress, fast=fast,
-                         n_threads=n_threads)
-    finally:
-        torch.set_num_threads(previous_threads)
+    return _run_demo(Path(output_dir), seed=seed, progress=progress, fast=fast,
+                     n_threads=n_threads)
 
 
 def _run_demo(
     out: Path, *, seed: int, progress: bool, fast: bool, n_threads: int | None
 ) -> dict[str, Any]:
     import scanpy as sc
-    import torch
 
     import vgfm
 
@@ -284,16 +277,12 @@ def _run_demo(
     sc.pp.neighbors(adata, use_rep="X_pca", random_state=seed)
     sc.tl.umap(adata, random_state=seed)
 
-    if n_threads is not None:
-        # set after the Scanpy steps: their numba/OpenMP code resets torch's thread count, and
-        # on a 2-core machine torch threads competing with numba's spinning OpenMP threads make
-        # the fit 10-100x slower
-        torch.set_num_threads(int(n_threads))
     options = dict(_FAST_OPTIONS) if fast else {}
-    vgfm.tl.fit(adata, "day", use_rep="X_pca", seed=seed, progress=progress, **options)
+    vgfm.tl.fit(adata, "day", use_rep="X_pca", seed=seed, progress=progress,
+                n_threads=n_threads, **options)
     vgfm.tl.velocity_embedding(adata, basis="umap")
-    vgfm.tl.simulate(adata, seed=seed)
-    evaluation = vgfm.tl.evaluate(adata)
+    vgfm.tl.simulate(adata, seed=seed, n_threads=n_threads)
+    evaluation = vgfm.tl.evaluate(adata, n_threads=n_threads)
     genes = vgfm.tl.growth_genes(adata)
     rho = float(pd.Series(adata.obs["vgfm_growth"]).corr(adata.obs["true_growth"],
                                                           method="spearman"))

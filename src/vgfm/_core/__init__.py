@@ -1,6 +1,6 @@
 """Numerical core of VGFM: pure torch / numpy / POT / torchdiffeq, no AnnData."""
 
-from .couplings import IntervalCoupling, couple_interval, cost_scale, semi_relaxed_sinkhorn
+from .couplings import IntervalCoupling, cost_scale, couple_interval, semi_relaxed_sinkhorn
 from .matcher import MatcherBatch, PairSampler, VelocityGrowthMatcher
 from .metrics import W1Result, relative_mass_error, wasserstein1
 from .networks import VelocityGrowthField

@@ -1,9 +1,11 @@
 """Tools: fit VGFM on AnnData/MuData and use the trained model."""
 
+from vgfm.tl._diagnostics import coupling_diagnostic
 from vgfm.tl._embedding import gene_velocity, growth_genes, velocity_embedding
 from vgfm.tl._fit import evaluate, fit, simulate, velocity
 
 __all__ = [
+    "coupling_diagnostic",
     "evaluate",
     "fit",
     "gene_velocity",

@@ -14,6 +14,7 @@ from vgfm import _constants as C
 from vgfm._anndata_utils import resolve_container
 from vgfm._core.metrics import relative_mass_error, wasserstein1
 from vgfm._core.ode import grid_times
+from vgfm._core.threads import torch_threads
 from vgfm._core.train import TrainConfig, train
 from vgfm._model import VGFM
 from vgfm.pp._validate import (
@@ -101,6 +102,7 @@ def fit(
     progress: bool = True,
     mod: str | None = None,
     copy: bool = False,
+    n_threads: int | None = 1,
     **options: Any,
 ) -> VGFM | tuple[Any, VGFM]:
     """Fit joint velocity-growth flow matching on a time-course AnnData (or MuData).
@@ -140,6 +142,11 @@ def fit(
         For a MuData: fit on modality ``mod`` instead of the joint object.
     copy
         Work on a copy and return ``(copy, model)``.
+    n_threads
+        Torch CPU threads used meanwhile (restored afterwards); ``None`` keeps torch's
+        setting. One thread is the default: the networks are small, and it avoids the large
+        slowdown when torch's threads compete with the OpenMP threads that Scanpy's
+        neighbours/UMAP (numba) leave running on a small machine.
     **options
         Training options of :class:`vgfm._core.train.TrainConfig` (``reg``, ``reg_m``,
         ``sigma``, ``stage1_steps``, ``stage2_steps``, ``hidden``, …).
@@ -185,8 +192,9 @@ def fit(
     hold = check_holdout_time(holdout_time, mapping)
     snapshots = [x[times == v] for v in mapping.values]
 
-    result = train(snapshots, mapping.values, population_size=sizes, holdout=hold, config=cfg,
-                   seed=seed, device=device, progress=progress)
+    with torch_threads(n_threads):
+        result = train(snapshots, mapping.values, population_size=sizes, holdout=hold,
+                       config=cfg, seed=seed, device=device, progress=progress)
 
     info = {
         "use_rep": use_rep,
@@ -202,7 +210,8 @@ def fit(
     model = VGFM(result.field, config=cfg, info=info, history=result.history)
 
     out, container = _copy_target(adata, copy, mod)
-    written = _write_predictions(container, model, key_added, x, times)
+    with torch_threads(n_threads):
+        written = _write_predictions(container, model, key_added, x, times)
     container.uns[key_added] = {
         "params": {
             "time_key": time_key, "use_rep": use_rep, "method": method, "seed": int(seed),
@@ -241,6 +250,7 @@ def velocity(
     time: float | None = None,
     mod: str | None = None,
     copy: bool = False,
+    n_threads: int | None = 1,
 ) -> Any | None:
     """Apply a trained model to any AnnData with the same representation (e.g. new cells).
 
@@ -258,6 +268,11 @@ def velocity(
         Evaluate every cell at this time instead of its own ``obs[time_key]``.
     mod, copy
         MuData modality; work on a copy and return it.
+    n_threads
+        Torch CPU threads used meanwhile (restored afterwards); ``None`` keeps torch's
+        setting. One thread is the default: the networks are small, and it avoids the large
+        slowdown when torch's threads compete with the OpenMP threads that Scanpy's
+        neighbours/UMAP (numba) leave running on a small machine.
 
     Returns
     -------
@@ -273,7 +288,8 @@ def velocity(
     x = get_representation(container, mdl.use_rep)
     t = (np.full(len(x), float(time)) if time is not None else _cell_times(container, mdl.info))
     out, container = _copy_target(adata, copy, mod)
-    written = _write_predictions(container, mdl, key_added or key, x, t)
+    with torch_threads(n_threads):
+        written = _write_predictions(container, mdl, key_added or key, x, t)
     logger.info("vgfm.tl.velocity added %s", ", ".join(written))
     return out if copy else None
 
@@ -290,6 +306,7 @@ def simulate(
     seed: int = 0,
     mod: str | None = None,
     copy: bool = False,
+    n_threads: int | None = 1,
 ) -> Any | None:
     """Simulate trajectories and lineage masses from the cells of one time point.
 
@@ -316,6 +333,11 @@ def simulate(
         Seed of the start-cell subsample.
     mod, copy
         MuData modality; work on a copy and return it.
+    n_threads
+        Torch CPU threads used meanwhile (restored afterwards); ``None`` keeps torch's
+        setting. One thread is the default: the networks are small, and it avoids the large
+        slowdown when torch's threads compete with the OpenMP threads that Scanpy's
+        neighbours/UMAP (numba) leave running on a small machine.
 
     Returns
     -------
@@ -357,7 +379,8 @@ def simulate(
         t_grid = np.asarray(sorted(set(float(v) for v in t_eval) | {t0}))
         if t_grid[0] < t0:
             raise ValueError(f"t_eval must not start before start_time {t0}")
-    xs, lms = mdl.simulate(x[idx], t_grid)
+    with torch_threads(n_threads):
+        xs, lms = mdl.simulate(x[idx], t_grid)
     out, container = _copy_target(adata, copy, mod)
     container.uns[C.trajectories_key(key)] = {
         "t": t_grid.astype(float),
@@ -378,6 +401,7 @@ def evaluate(
     max_cells: int = 6000,
     max_start_cells: int | None = 30_000,
     mod: str | None = None,
+    n_threads: int | None = 1,
 ) -> pd.DataFrame:
     """W1 and relative mass error at every observed time point after the first.
 
@@ -412,6 +436,11 @@ def evaluate(
         Most start cells rolled out (uniform subsample, fixed seed); ``None``: all of them.
     mod
         For a MuData: evaluate on modality ``mod`` instead of the joint object.
+    n_threads
+        Torch CPU threads used meanwhile (restored afterwards); ``None`` keeps torch's
+        setting. One thread is the default: the networks are small, and it avoids the large
+        slowdown when torch's threads compete with the OpenMP threads that Scanpy's
+        neighbours/UMAP (numba) leave running on a small machine.
 
     Returns
     -------
@@ -435,7 +464,8 @@ def evaluate(
         if max_start_cells < 1:
             raise ValueError(f"max_start_cells must be >= 1, got {max_start_cells}")
         start = np.sort(np.random.default_rng(0).choice(start, max_start_cells, replace=False))
-    xs, lms = mdl.simulate(x[start], times)
+    with torch_threads(n_threads):
+        xs, lms = mdl.simulate(x[start], times)
     rows = []
     for k in range(1, len(times)):
         m = np.exp(lms[k].astype(np.float64))
