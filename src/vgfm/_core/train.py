@@ -20,7 +20,7 @@ import ot
 import torch
 from tqdm.auto import tqdm
 
-from .couplings import IntervalCoupling, couple_interval
+from .couplings import IntervalCoupling, couple_interval, squared_distances
 from .matcher import PairSampler, VelocityGrowthMatcher
 from .metrics import relative_mass_error, wasserstein1
 from .networks import VelocityGrowthField
@@ -48,6 +48,8 @@ class TrainConfig:
         Width and depth of the two MLPs.
     stage1_steps, batch_size, lr
         Stage-1 optimisation: steps, pairs per interval per step, Adam learning rate.
+    stage2_growth_lr
+        Stage-2 learning rate of the growth network (``None``: ``stage2_lr``).
     stage2_steps, stage2_lr, stage2_particles, stage2_targets
         Stage-2 optimisation: steps, learning rate, particles rolled out and observed cells
         compared per step (random subsets, so cost per step does not grow with the data).
@@ -78,9 +80,10 @@ class TrainConfig:
     lr: float = 2e-3
     stage2_steps: int = 60
     stage2_lr: float = 5e-4
-    stage2_particles: int = 256
+    stage2_growth_lr: float | None = None
+    stage2_particles: int = 512
     stage2_targets: int = 512
-    mass_weight: float = 1.0
+    mass_weight: float = 10.0
     fm_weight: float = 0.1
     val_fraction: float = 0.1
     val_every: int = 10
@@ -266,7 +269,10 @@ def train(
     train_idx = [k for k in range(k_all) if k != holdout]
     tr_times = [times[k] for k in train_idx]
     tr_rel = [float(rel[k]) for k in train_idx]
-    splits = [_split(len(snaps_all[k]), cfg.val_fraction, gen) for k in train_idx]
+    # cells are held back for checkpoint selection at every time point but the first: the first
+    # snapshot only provides start points, and all of them are rolled out (as in evaluation)
+    splits = [_split(len(snaps_all[k]), cfg.val_fraction if i > 0 else 0.0, gen)
+              for i, k in enumerate(train_idx)]
     tr_snaps = [snaps_all[k][s[0].to(dev)] for k, s in zip(train_idx, splits)]
     val_snaps = [snaps_all[k][s[1].to(dev)] if len(s[1]) else None for k, s in zip(train_idx, splits)]
 
@@ -335,7 +341,11 @@ def train(
     best_score, best_step = score(), 0
     hist2, hist_val, val_steps = [], [best_score], [0]
     if cfg.stage2_steps > 0:
-        opt2 = torch.optim.Adam(fld.parameters(), lr=cfg.stage2_lr)
+        groups = [{"params": fld.velocity_net.parameters(), "lr": cfg.stage2_lr}]
+        if fld.growth_net is not None:
+            groups.append({"params": fld.growth_net.parameters(),
+                           "lr": cfg.stage2_growth_lr or cfg.stage2_lr})
+        opt2 = torch.optim.Adam(groups)
         log_rel = torch.log(torch.tensor(tr_rel, device=dev))
         for step in tqdm(range(1, cfg.stage2_steps + 1), disable=not progress,
                          desc="VGFM stage 2", leave=False):
@@ -349,7 +359,9 @@ def train(
                 b = torch.full((len(y),), 1.0 / len(y), dtype=torch.float64, device=dev)
                 a = w if growth else torch.full((len(idx),), 1.0 / len(idx),
                                                 dtype=torch.float64, device=dev)
-                d2 = ((xs[k].double()[:, None, :] - y.double()[None, :, :]) ** 2).sum(-1)
+                # |x|^2 + |y|^2 - 2 x.y: two (particles, targets) matrices instead of a
+                # (particles, targets, d) difference tensor (~70x faster with its backward)
+                d2 = squared_distances(xs[k].double(), y.double())
                 cost = torch.sqrt(d2 + 1e-12 * scale**2)
                 loss_w = loss_w + ot.emd2(a, b, cost) / scale
                 if growth:
