@@ -183,13 +183,18 @@ class TestSemiRelaxedSinkhorn:
         emd = ot.emd2(a, b, cost)  # exact OT cost: the entropic plan at reg=1e-3 is near it
         assert (plan * cost).sum() == pytest.approx(emd, rel=0.01)
 
-    @pytest.mark.xfail(strict=True, reason="balanced (reg_m=inf) Sinkhorn does not converge in "
-                       "the default max_iter=2000 for a few hundred cells at reg=0.01 (OT-CFM "
-                       "baseline default): source marginal off by ~3 %")
-    def test_balanced_default_iterations_converge(self):
-        cost, a, b = _random_problem(n=300, m=310, r0=1.0, r1=1.0)
-        plan = semi_relaxed_sinkhorn(*_t(cost, a, b), 0.01, math.inf).numpy()
-        np.testing.assert_allclose(plan.sum(1), a, rtol=1e-3)
+    def test_balanced_coupling_is_exact_ot(self):
+        # the OT-CFM baseline couples with the exact plan (ot.emd): both marginals hold exactly
+        # and its cost equals ot.emd2 on the same (column-shifted, scaled) cost
+        rng = np.random.default_rng(3)
+        x0 = torch.tensor(rng.normal(size=(300, 2)))
+        x1 = torch.tensor(rng.normal(size=(310, 2)) + 0.5)
+        c = couple_interval(x0, x1, mass0=1.0, mass1=1.0, dt=1.0, reg=0.01, reg_m=math.inf,
+                            max_block=2048, max_blocks=8)
+        plan = c.plans[0].double().numpy()
+        np.testing.assert_allclose(plan.sum(1), 1 / 300, rtol=1e-5)
+        np.testing.assert_allclose(plan.sum(0), 1 / 310, rtol=1e-5)
+        np.testing.assert_allclose(c.growth[0].numpy(), 0.0, atol=1e-5)
 
     def test_rejects_bad_regularisation(self):
         cost, a, b = _random_problem()
