@@ -60,7 +60,7 @@ myst_heading_anchors = 3
 # no network: no intersphinx
 intersphinx_mapping: dict = {}
 
-source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb", ".rst": "restructuredtext"}
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 master_doc = "index"
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints", "_generated"]
 templates_path: list[str] = []

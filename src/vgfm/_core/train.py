@@ -89,7 +89,7 @@ class TrainConfig:
     val_every: int = 10
     val_particles: int = 1024
     val_targets: int = 2048
-    ode_steps: int = 4
+    ode_steps: int = 3
     coupling_block: int = 2048
     coupling_max_blocks: int = 8
 
