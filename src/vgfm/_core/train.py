@@ -83,7 +83,7 @@ class TrainConfig:
     stage2_growth_lr: float | None = None
     stage2_particles: int = 512
     stage2_targets: int = 512
-    mass_weight: float = 10.0
+    mass_weight: float = 30.0
     fm_weight: float = 0.1
     val_fraction: float = 0.1
     val_every: int = 10
@@ -300,6 +300,9 @@ def train(
 
     growth = cfg.method == "vgfm"
     center, scale = data_scale(tr_snaps)
+    # distances in d dimensions are compared in units of the data's total RMS spread
+    # (scale * sqrt(d)), so W1 terms weigh the same against the mass term in 2 or 1000 dims
+    dist_unit = scale * math.sqrt(snaps_all[0].shape[1])
     t_span = times[-1] - times[0]
     torch.manual_seed(int(seed))
     fld = VelocityGrowthField(
@@ -357,7 +360,7 @@ def train(
         w1s, rmes, _ = rollout_scores(fld, val_start, tr_times, score_targets, tr_rel,
                                       cfg.ode_steps)
         t_val[0] += _time.perf_counter() - t0
-        return float(np.nanmean(w1s)) / scale + float(np.mean(rmes))
+        return float(np.nanmean(w1s)) / dist_unit + float(np.mean(rmes))
 
     best_state = copy.deepcopy(fld.state_dict())
     best_score, best_step = score(), 0
@@ -385,7 +388,7 @@ def train(
                 # (particles, targets, d) difference tensor (~70x faster with its backward)
                 d2 = squared_distances(xs[k].double(), y.double())
                 cost = torch.sqrt(d2 + 1e-12 * scale**2)
-                loss_w = loss_w + ot.emd2(a, b, cost) / scale
+                loss_w = loss_w + ot.emd2(a, b, cost) / dist_unit
                 if growth:
                     log_mean_m = torch.logsumexp(lms[k], 0) - math.log(len(idx))
                     loss_m = loss_m + (log_mean_m - log_rel[k]) ** 2

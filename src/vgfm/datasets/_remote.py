@@ -149,12 +149,11 @@ def cache_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
 
     Examples
     --------
-    >>> import os
     >>> import vgfm
-    >>> os.environ["VGFM_DATA_DIR"] = "/tmp/vgfm-data"
-    >>> str(vgfm.datasets.cache_dir())
+    >>> str(vgfm.datasets.cache_dir("/tmp/vgfm-data"))
     '/tmp/vgfm-data'
-    >>> del os.environ["VGFM_DATA_DIR"]
+    >>> vgfm.datasets.cache_dir()  # VGFM_DATA_DIR, else the user cache  # doctest: +SKIP
+    PosixPath('/home/me/.cache/vgfm')
     """
     if data_dir is not None:
         return Path(data_dir)
