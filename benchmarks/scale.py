@@ -15,7 +15,8 @@ n_times=5)``, runs ``vgfm.tl.fit(adata, "time", use_rep="X", progress=False)`` a
   :func:`vgfm._core.metrics.wasserstein1`; 0 when every snapshot is compared exactly).
 
 Timings depend on the machine's load: the 1-minute load average at the start of each run is
-printed next to it.
+printed next to it.  ``--threads`` sets ``torch.set_num_threads`` in each subprocess; ``fit``
+and ``evaluate`` then apply their own ``n_threads`` default while they run.
 
 Usage::
 
@@ -135,7 +136,9 @@ def main() -> int:
         row = json.loads(proc.stdout.strip().splitlines()[-1])
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
-    print(f"torch threads: {args.threads}; seed {args.seed}; defaults of vgfm.tl.fit / evaluate")
+    print(f"torch.set_num_threads({args.threads}) in each subprocess; fit/evaluate with their "
+          f"defaults (including n_threads, which sets torch's threads while they run); "
+          f"seed {args.seed}")
     print()
     print(table(rows))
     return 0
