@@ -27,12 +27,13 @@ POSITIONAL_ALLOWED = {
     "tl.simulate": {"model"},
     "tl.evaluate": {"model"},
     "pp.numeric_time": {"time_key"},
+    "tl.coupling_diagnostic": {"time_key"},  # mirrors tl.fit(adata, time_key)
     "pp.population_size": {"sizes"},
 }
 # tl / pp functions that write into adata (and so need ``copy``)
 WRITERS = {"tl.fit", "tl.velocity", "tl.simulate", "tl.velocity_embedding", "tl.gene_velocity",
            "tl.growth_genes", "pp.numeric_time", "pp.population_size"}
-READ_ONLY = {"pp.check_representation", "tl.evaluate"}  # evaluate only adds uns[key]["evaluation"]
+READ_ONLY = {"pp.check_representation", "tl.evaluate", "tl.coupling_diagnostic"}  # evaluate only adds uns[key]["evaluation"]
 EMBEDDING_PLOTS = {"pl.growth", "pl.velocity", "pl.trajectories"}
 
 
