@@ -82,7 +82,7 @@ class TrainConfig:
     stage2_lr: float = 5e-4
     stage2_growth_lr: float | None = None
     stage2_particles: int = 512
-    stage2_targets: int = 512
+    stage2_targets: int = 384
     mass_weight: float = 30.0
     fm_weight: float = 0.1
     val_fraction: float = 0.1
