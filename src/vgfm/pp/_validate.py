@@ -30,6 +30,7 @@ __all__ = [
     "check_holdout_time",
     "get_representation",
     "population_size_key",
+    "population_sizes_or_default",
     "resolve_population_size",
     "resolve_times",
     "stored_population_size",
@@ -738,3 +739,24 @@ def check_holdout_time(holdout_time: Any, mapping: TimeMapping) -> int | None:
             f"{hint[0].upper()}{hint[1:]}."
         )
     return int(k)
+
+
+def population_sizes_or_default(
+    adata: Any, population_size: Any, key: str, mapping: TimeMapping, n_cells: np.ndarray
+) -> np.ndarray:
+    """``N_k`` as :func:`vgfm.tl.fit` uses them: the argument, else the sizes stored by
+    :func:`vgfm.pp.population_size` under ``key``, else the cell counts.
+
+    Examples
+    --------
+    >>> import anndata, numpy as np, pandas as pd
+    >>> ad = anndata.AnnData(np.zeros((4, 1)), obs=pd.DataFrame({"t": [0, 0, 1, 1]},
+    ...                      index=list("abcd")))
+    >>> times, m = resolve_times(ad, "t")
+    >>> population_sizes_or_default(ad, None, "vgfm", m, cells_per_time(times, m)).tolist()
+    [2.0, 2.0]
+    """
+    if population_size is None:
+        stored = stored_population_size(adata, key, mapping)
+        return stored if stored is not None else np.asarray(n_cells, dtype=float)
+    return resolve_population_size(population_size, mapping, n_cells)

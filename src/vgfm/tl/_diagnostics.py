@@ -17,9 +17,8 @@ from vgfm._core.train import TrainConfig
 from vgfm.pp._validate import (
     cells_per_time,
     get_representation,
-    resolve_population_size,
+    population_sizes_or_default,
     resolve_times,
-    stored_population_size,
 )
 
 logger = logging.getLogger("vgfm")
@@ -119,11 +118,7 @@ def coupling_diagnostic(
     times, mapping = resolve_times(container, time_key)
     x = get_representation(container, use_rep)
     counts = cells_per_time(times, mapping)
-    if population_size is None:
-        stored = stored_population_size(container, key, mapping)
-        sizes = stored if stored is not None else counts.astype(float)
-    else:
-        sizes = resolve_population_size(population_size, mapping, counts)
+    sizes = population_sizes_or_default(container, population_size, key, mapping, counts)
     rel = np.asarray(sizes, dtype=float) / float(sizes[0])
     n_int = len(mapping.values) - 1
     ks = list(range(n_int)) if intervals is None else [int(k) for k in intervals]

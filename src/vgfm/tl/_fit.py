@@ -22,9 +22,8 @@ from vgfm.pp._validate import (
     cells_per_time,
     check_holdout_time,
     get_representation,
-    resolve_population_size,
+    population_sizes_or_default,
     resolve_times,
-    stored_population_size,
 )
 
 logger = logging.getLogger("vgfm")
@@ -184,11 +183,7 @@ def fit(
     times, mapping = resolve_times(container, time_key, order=time_order, values=time_values)
     x = get_representation(container, use_rep)
     counts = cells_per_time(times, mapping)
-    if population_size is None:
-        stored = stored_population_size(container, key_added, mapping)
-        sizes = stored if stored is not None else counts.astype(float)
-    else:
-        sizes = resolve_population_size(population_size, mapping, counts)
+    sizes = population_sizes_or_default(container, population_size, key_added, mapping, counts)
     hold = check_holdout_time(holdout_time, mapping)
     snapshots = [x[times == v] for v in mapping.values]
 
