@@ -142,15 +142,25 @@ def get_fit_info(adata: AnnData, key: str) -> dict:
     return info
 
 
-def obs_times(adata: AnnData, time_key: str) -> np.ndarray:
-    """Numeric time of every cell from ``adata.obs[time_key]`` (numeric or numeric-like labels).
+def obs_times(
+    adata: AnnData,
+    time_key: str,
+    labels: Any = None,
+    values: Any = None,
+) -> np.ndarray:
+    """Numeric time of every cell from ``adata.obs[time_key]``.
+
+    Numeric columns are used as they are. Labels are looked up in the mapping stored at fit
+    time (``labels`` -> ``values``, e.g. ``uns[key]["time_labels"]``/``["times"]``) when given
+    and complete, otherwise parsed by :func:`vgfm.pp._validate.resolve_times`.
 
     Examples
     --------
     >>> import anndata, numpy as np, pandas as pd
     >>> from vgfm._anndata_utils import obs_times
-    >>> ad = anndata.AnnData(np.zeros((2, 2)), obs=pd.DataFrame({"day": [0, 2]}, index=["a", "b"]))
-    >>> obs_times(ad, "day")
+    >>> ad = anndata.AnnData(np.zeros((2, 2)), obs=pd.DataFrame({"day": ["early", "late"]},
+    ...                      index=["a", "b"]))
+    >>> obs_times(ad, "day", labels=["early", "late"], values=[0.0, 2.0])
     array([0., 2.])
     """
     if time_key not in adata.obs:
@@ -161,10 +171,11 @@ def obs_times(adata: AnnData, time_key: str) -> np.ndarray:
     col = adata.obs[time_key]
     if pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype):
         return np.asarray(col, dtype=np.float64)
-    if isinstance(col.dtype, pd.CategoricalDtype) and pd.api.types.is_numeric_dtype(
-        col.cat.categories
-    ):
-        return np.asarray(col.astype(np.float64), dtype=np.float64)
+    if labels is not None and values is not None:
+        lookup = dict(zip((str(v) for v in labels), np.asarray(values, dtype=np.float64)))
+        cell_labels = col.astype(str).to_numpy()
+        if set(cell_labels) <= set(lookup):
+            return np.array([lookup[v] for v in cell_labels], dtype=np.float64)
     from vgfm.pp._validate import resolve_times  # lazy: pp sits above this module
 
     times, _ = resolve_times(adata, time_key)

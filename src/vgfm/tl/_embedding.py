@@ -454,7 +454,7 @@ def growth_genes(
     labels: list[str] = []
     masks: list[np.ndarray] = []
     if time_key is not None:
-        t = obs_times(container, time_key)
+        t = obs_times(container, time_key, info.get("time_labels"), info.get("times"))
         uns_times = np.asarray(info.get("times", np.unique(t[np.isfinite(t)])), dtype=np.float64)
         uns_labels = info.get("time_labels")
         if uns_labels is None or len(uns_labels) != len(uns_times):

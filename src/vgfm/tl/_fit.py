@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from vgfm import _constants as C
-from vgfm._anndata_utils import resolve_container
+from vgfm._anndata_utils import obs_times, resolve_container
 from vgfm._core.metrics import relative_mass_error, wasserstein1
 from vgfm._core.ode import grid_times
 from vgfm._core.threads import torch_threads
@@ -50,23 +50,7 @@ def _copy_target(data: Any, copy: bool, mod: str | None) -> tuple[Any, Any]:
 
 def _cell_times(container: Any, info: dict[str, Any]) -> np.ndarray:
     """Numeric time of each cell, with the label mapping stored at fit time."""
-    time_key = info["time_key"]
-    mapping = TimeMapping(tuple(info["time_labels"]), np.asarray(info["times"], dtype=float))
-    if time_key not in container.obs:
-        raise KeyError(
-            f"adata.obs[{time_key!r}] (the time key the model was fitted with) is missing; "
-            f"available obs columns: {list(container.obs.columns)}. Pass `time=` instead."
-        )
-    col = container.obs[time_key]
-    if pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype):
-        return np.asarray(col, dtype=float)
-    lookup = dict(zip(mapping.labels, mapping.values))
-    labels = col.astype(str).to_numpy()
-    missing = sorted(set(labels) - set(lookup))
-    if missing:
-        times, _ = resolve_times(container, time_key)
-        return times
-    return np.array([lookup[s] for s in labels], dtype=float)
+    return obs_times(container, info["time_key"], info["time_labels"], info["times"])
 
 
 def _write_predictions(container: Any, model: VGFM, key: str, x: np.ndarray,
