@@ -265,7 +265,13 @@ def velocity(
     container = resolve_container(adata, mod)
     mdl = _model_for(container, model, key)
     x = get_representation(container, mdl.use_rep)
-    t = (np.full(len(x), float(time)) if time is not None else _cell_times(container, mdl.info))
+    if time is None and mdl.info["time_key"] not in container.obs:
+        raise KeyError(
+            f"adata.obs[{mdl.info['time_key']!r}] (the time key the model was fitted with) is "
+            f"missing; available obs columns: {list(container.obs.columns)}. Pass `time=` to "
+            "evaluate every cell at one time."
+        )
+    t = np.full(len(x), float(time)) if time is not None else _cell_times(container, mdl.info)
     out, container = _copy_target(adata, copy, mod)
     with torch_threads(n_threads):
         written = _write_predictions(container, mdl, key_added or key, x, t)
