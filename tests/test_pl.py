@@ -18,6 +18,7 @@ from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.quiver import Quiver
 
 import vgfm.pl as vpl
+import vgfm.tl as vtl
 from vgfm._constants import trajectories_key, velocity_embedding_key
 from vgfm.pl._grid import smooth_on_grid
 from vgfm.pl._utils import time_unit_label
@@ -113,25 +114,22 @@ def assert_unchanged(adata, snap) -> None:
     _assert_same(snap["uns"], dict(adata.uns))
 
 
+def add_plot_fields(adata, basis: str = "umap"):
+    """What the tl layer stores for the plots: embedded velocity and trajectory positions."""
+    vtl.velocity_embedding(adata, basis=basis)
+    vtl.trajectory_embedding(adata, basis=basis, method="knn")
+    return adata
+
+
 @pytest.fixture
 def adata():
-    return make_adata()
+    return add_plot_fields(make_adata())
 
 
 @pytest.fixture(autouse=True)
 def _close_figures():
     yield
     plt.close("all")
-
-
-def _idw_reference(rep, emb, states, k=10):
-    out = []
-    for s in states:
-        d = np.linalg.norm(rep - s, axis=1)
-        nb = np.argsort(d)[:k]
-        w = 1.0 / (d[nb] + 1e-12 * np.ptp(rep))
-        out.append(w @ emb[nb] / w.sum())
-    return np.array(out)
 
 
 def _limits_contain(ax, emb):
@@ -213,8 +211,7 @@ def test_time_unit_label(time_key, expected):
 def test_velocity_kinds_do_not_write(adata, kind):
     snap = snapshot(adata)
     ax = vpl.velocity(adata, kind=kind, show=False)
-    assert_unchanged(adata, snap)  # on-the-fly projection is not stored
-    assert velocity_embedding_key(KEY, "umap") not in adata.obsm
+    assert_unchanged(adata, snap)
     _limits_contain(ax, adata.obsm["X_umap"])
     assert ax.get_xlabel() == "UMAP1" and ax.get_title()
     if kind == "stream":
@@ -277,15 +274,14 @@ def test_trajectories_lines_and_endpoints(adata):
     segs = lcs[0].get_segments()
     traj = adata.uns["vgfm_trajectories"]
     T, N, _ = traj["x"].shape
-    assert len(segs) == N
+    assert len(segs) == N  # 12 particles, fewer than the default n_paths=30
     assert all(s.shape == (T, 2) for s in segs)
-    rep, emb = adata.obsm["X_pca"], adata.obsm["X_umap"]
-    ends = _idw_reference(rep, emb, traj["x"][-1])
-    starts = _idw_reference(rep, emb, traj["x"][0])
-    np.testing.assert_allclose(np.array([s[-1] for s in segs]), ends, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.array([s[0] for s in segs]), starts, rtol=1e-5, atol=1e-6)
+    emb = adata.obsm["X_umap"]
+    # the plot draws the stored positions of tl.trajectory_embedding, nothing recomputed
+    np.testing.assert_allclose(np.array([s[-1] for s in segs]), traj["umap"][-1], rtol=1e-6)
+    np.testing.assert_allclose(np.array([s[0] for s in segs]), traj["umap"][0], rtol=1e-6)
     # starts are exact cells: the mapping returns the cell's own coordinates
-    np.testing.assert_allclose(starts, traj["x"][0], atol=1e-6)
+    np.testing.assert_allclose(traj["umap"][0], traj["x"][0], atol=1e-5)
     _limits_contain(ax, emb)
     assert ax.get_xlabel() == "UMAP1" and ax.get_title()
 
@@ -296,9 +292,42 @@ def test_trajectories_lines_and_endpoints(adata):
 
 
 def test_trajectories_missing(adata):
+    del adata.uns["vgfm_trajectories"]["umap"]
+    with pytest.raises(KeyError, match=r"vgfm\.tl\.trajectory_embedding\(adata, basis='umap'"):
+        vpl.trajectories(adata, show=False)
     del adata.uns["vgfm_trajectories"]
     with pytest.raises(KeyError, match=r"vgfm\.tl\.simulate"):
         vpl.trajectories(adata, show=False)
+
+
+def test_velocity_missing_embedding_names_tl_call(adata):
+    del adata.obsm[velocity_embedding_key(KEY, "umap")]
+    snap = snapshot(adata)
+    with pytest.raises(KeyError, match=r"vgfm\.tl\.velocity_embedding\(adata, basis='umap'"):
+        vpl.velocity(adata, show=False)
+    assert_unchanged(adata, snap)
+
+
+def test_trajectories_stale_positions_refused(adata):
+    traj = adata.uns["vgfm_trajectories"]
+    traj["x"] = np.concatenate([traj["x"], traj["x"]], axis=1)  # a new simulation, 2N particles
+    traj["log_mass"] = np.concatenate([traj["log_mass"], traj["log_mass"]], axis=1)
+    with pytest.raises(ValueError, match="older simulation"):
+        vpl.trajectories(adata, show=False)
+
+
+def test_pl_imports_nothing_from_tl():
+    import ast
+    from pathlib import Path
+
+    import vgfm.pl
+
+    for path in Path(vgfm.pl.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert not (node.module or "").startswith("vgfm.tl"), path.name
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("vgfm.tl") for a in node.names), path.name
 
 
 def test_mass_points_and_prediction(adata):
@@ -442,7 +471,7 @@ def _mudata(adata: ad.AnnData) -> md.MuData:
         var=pd.DataFrame(index=["p0", "p1", "p2"]),
     )
     mdata = md.MuData({"rna": adata.copy(), "atac": other})
-    for k in ("X_pca", "X_umap", "vgfm_velocity"):
+    for k in ("X_pca", "X_umap", "vgfm_velocity", "vgfm_velocity_umap"):
         mdata.obsm[k] = adata.obsm[k]
     for k in ("day", "vgfm_growth", "cluster"):
         mdata.obs[k] = adata.obs[k].to_numpy()

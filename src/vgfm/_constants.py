@@ -55,3 +55,8 @@ def growth_genes_key(key: str = DEFAULT_KEY) -> str:
 def basis_key(basis: str) -> str:
     """``adata.obsm`` key of an embedding, scanpy style (``"umap"`` -> ``"X_umap"``)."""
     return basis if basis.startswith("X_") else f"X_{basis}"
+
+
+def trajectory_embedding_key(basis: str = "umap") -> str:
+    """Entry of ``adata.uns[trajectories_key(key)]`` holding the states mapped on ``basis``."""
+    return basis.removeprefix("X_")

@@ -282,6 +282,7 @@ def _run_demo(
                 n_threads=n_threads, **options)
     vgfm.tl.velocity_embedding(adata, basis="umap")
     vgfm.tl.simulate(adata, seed=seed, n_threads=n_threads)
+    vgfm.tl.trajectory_embedding(adata, basis="umap", seed=seed)
     evaluation = vgfm.tl.evaluate(adata, n_threads=n_threads)
     genes = vgfm.tl.growth_genes(adata)
     rho = float(pd.Series(adata.obs["vgfm_growth"]).corr(adata.obs["true_growth"],

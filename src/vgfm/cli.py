@@ -390,6 +390,12 @@ def _cmd_plot(args: argparse.Namespace, progress: bool) -> int:
         color = None
     jobs: list[tuple[str, Any, dict[str, Any]]] = []
     if has_basis:
+        # plots only draw: derive the embedding fields they read (in memory, not written back)
+        if C.velocity_embedding_key(args.key, basis) not in container.obsm:
+            vgfm.tl.velocity_embedding(container, basis=basis, key=args.key)
+        traj = container.uns.get(C.trajectories_key(args.key))
+        if isinstance(traj, dict) and C.trajectory_embedding_key(basis) not in traj:
+            vgfm.tl.trajectory_embedding(container, basis=basis, key=args.key)
         growth = np.abs(np.asarray(container.obs[C.growth_key(args.key)], dtype=float))
         growth = growth[np.isfinite(growth)]
         # colour limit at the 99th percentile of |g| (as in `vgfm demo`): a few extreme cells

@@ -8,19 +8,20 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from matplotlib.collections import LineCollection
-from matplotlib.colors import TwoSlopeNorm
+from matplotlib.colors import TwoSlopeNorm, to_rgba
 from matplotlib.legend import Legend
 
-from vgfm._anndata_utils import get_embedding, get_representation, resolve_container
+from vgfm._anndata_utils import get_embedding, resolve_container
 from vgfm._constants import (
     DEFAULT_KEY,
     VELOCITY_KINDS,
     VelocityKind,
     growth_key,
     trajectories_key,
+    trajectory_embedding_key,
     velocity_embedding_key,
 )
-from vgfm.pl._grid import map_to_embedding, smooth_on_grid
+from vgfm.pl._grid import smooth_on_grid
 from vgfm.pl._utils import (
     BACKGROUND_GREY,
     default_point_size,
@@ -153,18 +154,18 @@ def growth(
 # --------------------------------------------------------------------------------------------
 def _embedded_velocity(data: Any, basis: str, key: str) -> np.ndarray:
     field = velocity_embedding_key(key, basis)
-    if field in data.obsm:
-        v = np.asarray(data.obsm[field], dtype=np.float64)
-        if v.ndim == 2 and v.shape[1] >= 2:
-            return v[:, :2]
-    from vgfm.tl._embedding import _velocity_embedding_array
-
-    logger.info(
-        "adata.obsm[%r] not found; projecting velocities on the fly (not stored; run "
-        "`vgfm.tl.velocity_embedding` to keep them)",
-        field,
-    )
-    return _velocity_embedding_array(data, basis=basis, key=key)
+    if field not in data.obsm:
+        raise KeyError(
+            f"adata.obsm[{field!r}] (the velocity projected on {basis!r}) is missing; run "
+            f"`vgfm.tl.velocity_embedding(adata, basis={basis!r}, key={key!r})` first."
+        )
+    v = np.asarray(data.obsm[field], dtype=np.float64)
+    if v.ndim != 2 or v.shape[1] < 2:
+        raise ValueError(
+            f"adata.obsm[{field!r}] must have shape (n_obs, 2); found {v.shape}. Recompute it "
+            f"with `vgfm.tl.velocity_embedding(adata, basis={basis!r}, key={key!r})`."
+        )
+    return v[:, :2]
 
 
 def _arrow_scale(vectors: np.ndarray, target_length: float) -> float:
@@ -329,7 +330,7 @@ def velocity(
 # --------------------------------------------------------------------------------------------
 # trajectories
 # --------------------------------------------------------------------------------------------
-def _trajectories(data: Any, key: str) -> dict[str, np.ndarray]:
+def _trajectories(data: Any, key: str, basis: str) -> dict[str, np.ndarray]:
     tkey = trajectories_key(key)
     traj = data.uns.get(tkey)
     if not isinstance(traj, dict) or "x" not in traj or "t" not in traj:
@@ -337,16 +338,68 @@ def _trajectories(data: Any, key: str) -> dict[str, np.ndarray]:
             f"adata.uns[{tkey!r}] (simulated trajectories) is missing; run "
             f"`vgfm.tl.simulate(adata, key={key!r})` first."
         )
-    x = np.asarray(traj["x"], dtype=np.float64)
+    x = np.asarray(traj["x"])
     t = np.asarray(traj["t"], dtype=np.float64)
     if x.ndim != 3 or x.shape[0] != t.shape[0]:
         raise ValueError(
             f"adata.uns[{tkey!r}]['x'] must have shape (len(t), n_particles, d) = "
             f"({t.shape[0]}, N, d); found {x.shape}."
         )
+    name = trajectory_embedding_key(basis)
+    if name not in traj:
+        raise KeyError(
+            f"adata.uns[{tkey!r}][{name!r}] (the simulated states placed on {basis!r}) is "
+            f"missing; run `vgfm.tl.trajectory_embedding(adata, basis={basis!r}, key={key!r})` "
+            "first."
+        )
+    mapped = np.asarray(traj[name], dtype=np.float64)
+    if mapped.shape != (*x.shape[:2], 2):
+        raise ValueError(
+            f"adata.uns[{tkey!r}][{name!r}] has shape {mapped.shape} but the trajectories have "
+            f"{x.shape[:2]} states; it belongs to an older simulation: re-run "
+            f"`vgfm.tl.trajectory_embedding(adata, basis={basis!r}, key={key!r})`."
+        )
+    off = np.asarray(traj.get(f"{name}_off_data", np.zeros(x.shape[:2], dtype=bool)), dtype=bool)
+    if off.shape != x.shape[:2]:
+        off = np.zeros(x.shape[:2], dtype=bool)
     log_mass = traj.get("log_mass")
     lm = np.zeros(x.shape[:2]) if log_mass is None else np.asarray(log_mass, dtype=np.float64)
-    return {"t": t, "x": x, "log_mass": lm}
+    return {"t": t, "mapped": mapped, "off": off, "log_mass": lm}
+
+
+def _select_paths(
+    end_mass: np.ndarray, order_key: np.ndarray, n: int | None, by_mass: bool, seed: int
+) -> np.ndarray:
+    """Indices of the particles to draw.
+
+    ``by_mass``: systematic (stratified) resampling on the cumulative final mass, particles
+    ordered along ``order_key`` (so that every part of the embedding is represented): one
+    offset ``u ~ U(0, 1/n)`` (``seed``), points ``u + i/n``; a particle is drawn when a point
+    falls in its share of the mass, so the drawn set represents the mass-weighted population.
+    Particles hit by several points are drawn once and the count is topped up to ``n`` by
+    mass-weighted sampling without replacement among the others. Otherwise a uniform random subset. ``n=None`` draws every particle.
+    """
+    N = end_mass.size
+    if n is None or n >= N:
+        return np.arange(N)
+    rng = np.random.default_rng(seed)
+    m = np.nan_to_num(end_mass, nan=0.0, posinf=0.0)
+    if not by_mass or not (m > 0).any():
+        return np.sort(rng.choice(N, size=int(n), replace=False))
+    order = np.argsort(order_key, kind="stable")
+    cum = np.cumsum(m[order])
+    cum /= cum[-1]
+    points = (rng.uniform(0.0, 1.0) + np.arange(int(n))) / int(n)
+    picked = np.unique(order[np.minimum(np.searchsorted(cum, points, side="left"), N - 1)])
+    missing = int(n) - picked.size  # heavy particles span several strata: top up by mass
+    if missing > 0:
+        rest = np.setdiff1d(np.arange(N), picked)
+        w = m[rest]
+        w = w / w.sum() if w.sum() > 0 else None
+        if w is not None and np.count_nonzero(w) < missing:
+            w = None
+        picked = np.union1d(picked, rng.choice(rest, size=missing, replace=False, p=w))
+    return picked
 
 
 def trajectories(
@@ -354,10 +407,10 @@ def trajectories(
     *,
     basis: str = "umap",
     key: str = DEFAULT_KEY,
-    n_paths: int | None = None,
+    n_paths: int | None = 30,
+    by_mass: bool = True,
     color: str | None = None,
     mass_scale: Literal["none", "width", "alpha"] = "none",
-    n_neighbors: int = 10,
     path_color: str = "#262626",
     linewidth: float = 1.0,
     alpha: float = 0.7,
@@ -369,34 +422,40 @@ def trajectories(
     show: bool | None = None,
     save: str | Path | bool | None = None,
 ) -> Axes | None:
-    """Simulated particle paths (``uns["<key>_trajectories"]``) drawn on an embedding.
+    """Simulated particle paths drawn on an embedding.
 
-    Simulated states live in the fitted representation (``uns[key]["params"]["use_rep"]``),
-    not in the embedding. Each state is placed on the embedding by inverse-distance-weighted
-    k-nearest-neighbour regression: its ``n_neighbors`` (default 10) nearest cells in the
-    fitted representation are found with :class:`sklearn.neighbors.NearestNeighbors` and the
-    state gets ``sum_j w_j e_j / sum_j w_j`` with ``w_j = 1 / d_j``. This is a visual aid: a
-    path that leaves the data manifold is drawn at the nearest observed cells.
+    Draws ``uns["<key>_trajectories"]["<basis>"]``, the simulated states placed on the
+    embedding by :func:`vgfm.tl.trajectory_embedding` (this function computes nothing).
+    One line is drawn per particle (white circle: start, red dot: end) over the cells.
 
-    One line is drawn per particle (white circle: start, dark dot: end) over the cells.
+    Particles carry a mass (``exp(log_mass)``): lineages that grow are worth more than ones
+    that shrink, and the observed population at a later time resembles the *mass-weighted*
+    particles. By default ``n_paths=30`` paths are drawn, chosen in proportion to their final
+    mass by stratified (systematic) resampling along the embedding's first coordinate of the
+    end points, so that the end points represent the population the model predicts; with
+    ``by_mass=False`` a uniform random subset is drawn. Parts of a path that
+    :func:`vgfm.tl.trajectory_embedding` flagged as away from every observed cell are drawn
+    dashed, labelled in the legend, and a warning is logged.
 
     Parameters
     ----------
     adata
-        AnnData (or MuData) after :func:`vgfm.tl.simulate`, with ``obsm["X_<basis>"]``.
+        AnnData (or MuData) after :func:`vgfm.tl.simulate` and
+        :func:`vgfm.tl.trajectory_embedding`, with ``obsm["X_<basis>"]``.
     basis
         Embedding name (``obsm["X_<basis>"]``).
     key
         The ``key`` used in :func:`vgfm.tl.fit` / :func:`vgfm.tl.simulate`.
     n_paths
-        Draw at most this many particles (random subset with ``seed``); ``None`` draws all.
+        Draw at most this many particles; ``None`` draws all.
+    by_mass
+        Choose the drawn particles in proportion to their final mass (default) rather than
+        uniformly.
     color
         Background cells, as in :func:`vgfm.pl.velocity`.
     mass_scale
         ``"width"`` or ``"alpha"``: scale each line by its particle's final mass
         ``exp(log_mass[-1])`` relative to the median; ``"none"`` draws all lines alike.
-    n_neighbors
-        ``k`` of the kNN mapping to the embedding.
     path_color, linewidth, alpha
         Line style of the paths.
     size
@@ -404,7 +463,7 @@ def trajectories(
     title
         Axes title.
     seed
-        Seed of the path subsampling.
+        Seed of the path selection.
     mod
         For a MuData: modality holding the fields; ``None`` uses the joint object.
     ax, show, save
@@ -413,41 +472,46 @@ def trajectories(
     Returns
     -------
     The :class:`~matplotlib.axes.Axes` unless the figure was shown. The paths are the
-    :class:`~matplotlib.collections.LineCollection` with label ``"trajectories"``.
+    :class:`~matplotlib.collections.LineCollection` with label ``"trajectories"`` (parts away
+    from the data: label ``"away from observed cells"``).
 
     Examples
     --------
     >>> import vgfm
     >>> vgfm.tl.simulate(adata)  # doctest: +SKIP
-    >>> ax = vgfm.pl.trajectories(adata, n_paths=100, color="day", show=False)  # doctest: +SKIP
+    >>> vgfm.tl.trajectory_embedding(adata, basis="umap")  # doctest: +SKIP
+    >>> ax = vgfm.pl.trajectories(adata, color="day", show=False)  # doctest: +SKIP
     """
     if mass_scale not in ("none", "width", "alpha"):
         raise ValueError(f"mass_scale must be 'none', 'width' or 'alpha'; got {mass_scale!r}.")
+    if n_paths is not None and int(n_paths) < 1:
+        raise ValueError(f"n_paths must be >= 1 or None; got {n_paths}.")
     data = resolve_container(adata, mod)
     emb = get_embedding(data, basis)
-    traj = _trajectories(data, key)
-    params = fit_params(data, key)
-    rep = get_representation(data, params["use_rep"])
-    x, lm = traj["x"], traj["log_mass"]
-    T, N, d = x.shape
-    if d != rep.shape[1]:
-        raise ValueError(
-            f"simulated states have {d} dimensions but adata.obsm[{params['use_rep']!r}] has "
-            f"{rep.shape[1]}; were the trajectories simulated from another fit?"
-        )
-    sel = np.arange(N)
-    if n_paths is not None and n_paths < N:
-        sel = np.sort(np.random.default_rng(seed).choice(N, size=int(n_paths), replace=False))
-    xs = x[:, sel, :]
-    mapped = map_to_embedding(rep, emb, xs.reshape(-1, d), k=n_neighbors).reshape(T, sel.size, 2)
-    paths = [mapped[:, i, :][np.all(np.isfinite(mapped[:, i, :]), axis=1)] for i in range(sel.size)]
+    traj = _trajectories(data, key, basis)
+    mapped, off, lm = traj["mapped"], traj["off"], traj["log_mass"]
+    T, N, _ = mapped.shape
+    with np.errstate(over="ignore"):
+        end_mass = np.exp(lm[-1])
+    sel = _select_paths(end_mass, mapped[-1, :, 0], n_paths, by_mass, seed)
+
+    paths = []
+    off_segments = []
+    for i in sel:
+        ok = np.all(np.isfinite(mapped[:, i, :]), axis=1)
+        pts = mapped[ok, i, :]
+        flags = off[ok, i]
+        paths.append(pts)
+        for j in range(len(pts) - 1):
+            if flags[j] or flags[j + 1]:
+                off_segments.append(pts[j : j + 2])
 
     fig, ax_ = new_axes(ax)
     scatter_cells(ax_, data, emb, color, size=size, alpha=0.5 if color else 1.0, zorder=0)
     widths: Any = linewidth
     alphas: Any = alpha
     if mass_scale != "none" and sel.size:
-        m = np.exp(lm[-1, sel])
+        m = end_mass[sel]
         med = np.nanmedian(m)
         rel = np.clip(np.nan_to_num(m / med if med > 0 else m, nan=0.0), 0.1, 4.0)
         if mass_scale == "width":
@@ -460,10 +524,34 @@ def trajectories(
     if np.ndim(alphas) == 0:
         lc.set_alpha(float(alphas))
     else:
-        from matplotlib.colors import to_rgba
-
         lc.set_color([to_rgba(path_color, float(a_)) for a_ in alphas])
     ax_.add_collection(lc)
+    if off_segments:
+        # the on-data line underneath is covered by a white gap pattern: dashed = off the data
+        ax_.add_collection(
+            LineCollection(
+                off_segments,
+                colors="white",
+                linewidths=np.max(np.atleast_1d(widths)) * 1.6,
+                zorder=2.5,
+            )
+        )
+        ax_.add_collection(
+            LineCollection(
+                off_segments,
+                colors=path_color,
+                linewidths=np.max(np.atleast_1d(widths)),
+                linestyles=(0, (2.0, 2.0)),
+                zorder=2.6,
+                label="away from observed cells",
+            )
+        )
+        logger.warning(
+            "pl.trajectories: %d path segments run away from every observed cell on %r and "
+            "are drawn dashed",
+            len(off_segments),
+            basis,
+        )
     starts = np.array([p[0] for p in paths if len(p)]).reshape(-1, 2)
     ends = np.array([p[-1] for p in paths if len(p)]).reshape(-1, 2)
     ax_.scatter(
@@ -486,7 +574,9 @@ def trajectories(
         zorder=4,
         label="end",
     )
-    handles = [h for h in ax_.collections if h.get_label() in ("start", "end")]
+    handles = [
+        h for h in ax_.collections if h.get_label() in ("start", "end", "away from observed cells")
+    ]
     # a separate Legend artist keeps the category legend of `color=` (ax.legend_) intact
     leg = Legend(
         ax_,
@@ -500,11 +590,12 @@ def trajectories(
     leg.set_zorder(5)
     ax_.add_artist(leg)
     t = traj["t"]
+    how = "chosen by final mass" if by_mass and sel.size < N else "random" if sel.size < N else ""
+    count = f"{sel.size} of {N} paths" + (f", {how}" if how else "")
     style_embedding_axes(
         ax_,
         basis,
         emb,
-        title
-        or f"{method_label(data, key)} trajectories ({sel.size} paths, t = {t[0]:g} to {t[-1]:g})",
+        title or f"{method_label(data, key)} trajectories ({count}, t = {t[0]:g} to {t[-1]:g})",
     )
     return finish(ax_, ax_given=ax is not None, show=show, save=save, name="trajectories")
