@@ -282,6 +282,23 @@ def test_trajectories_lines_and_endpoints(adata):
     np.testing.assert_allclose(np.array([s[0] for s in segs]), traj["umap"][0], rtol=1e-6)
     # starts are exact cells: the mapping returns the cell's own coordinates
     np.testing.assert_allclose(traj["umap"][0], traj["x"][0], atol=1e-5)
+    # every state is inside the band of cells: nothing is flagged, nothing dashed
+    assert not traj["umap_gap"].any()
+    assert not [c for c in ax.collections if c.get_label() == "crosses empty space"]
+
+    # particle 0 leaves the band (y = 5, the cells have |y| <= 1) for the last 3 times:
+    # tl flags the segments touching those states and the plot draws them dashed
+    traj["x"][-3:, 0, 1] = 5.0
+    vtl.trajectory_embedding(adata, basis="umap", method="knn")
+    traj = adata.uns["vgfm_trajectories"]
+    np.testing.assert_array_equal(traj["umap_off_data"][:, 0], np.arange(T) >= T - 3)
+    np.testing.assert_array_equal(traj["umap_gap"][:, 0], np.arange(T - 1) >= T - 4)
+    assert not traj["umap_gap"][:, 1:].any()
+    ax = vpl.trajectories(adata, show=False)
+    dashed = [c for c in ax.collections if c.get_label() == "crosses empty space"]
+    assert len(dashed) == 1 and len(dashed[0].get_segments()) == 3
+    legend_texts = [t.get_text() for a in ax.artists for t in getattr(a, "texts", [])]
+    assert "crosses empty space" in legend_texts
     _limits_contain(ax, emb)
     assert ax.get_xlabel() == "UMAP1" and ax.get_title()
 

@@ -359,12 +359,13 @@ def _trajectories(data: Any, key: str, basis: str) -> dict[str, np.ndarray]:
             f"{x.shape[:2]} states; it belongs to an older simulation: re-run "
             f"`vgfm.tl.trajectory_embedding(adata, basis={basis!r}, key={key!r})`."
         )
-    off = np.asarray(traj.get(f"{name}_off_data", np.zeros(x.shape[:2], dtype=bool)), dtype=bool)
-    if off.shape != x.shape[:2]:
-        off = np.zeros(x.shape[:2], dtype=bool)
+    gap_shape = (x.shape[0] - 1, x.shape[1])
+    gap = np.asarray(traj.get(f"{name}_gap", np.zeros(gap_shape, dtype=bool)), dtype=bool)
+    if gap.shape != gap_shape:
+        gap = np.zeros(gap_shape, dtype=bool)
     log_mass = traj.get("log_mass")
     lm = np.zeros(x.shape[:2]) if log_mass is None else np.asarray(log_mass, dtype=np.float64)
-    return {"t": t, "mapped": mapped, "off": off, "log_mass": lm}
+    return {"t": t, "mapped": mapped, "gap": gap, "log_mass": lm}
 
 
 def _select_paths(
@@ -433,9 +434,10 @@ def trajectories(
     particles. By default ``n_paths=30`` paths are drawn, chosen in proportion to their final
     mass by stratified (systematic) resampling along the embedding's first coordinate of the
     end points, so that the end points represent the population the model predicts; with
-    ``by_mass=False`` a uniform random subset is drawn. Parts of a path that
-    :func:`vgfm.tl.trajectory_embedding` flagged as away from every observed cell are drawn
-    dashed, labelled in the legend, and a warning is logged.
+    ``by_mass=False`` a uniform random subset is drawn. Segments that
+    :func:`vgfm.tl.trajectory_embedding` flagged as crossing empty space (away from every
+    observed cell, or a straight jump between disconnected islands of the embedding) are
+    drawn dashed, labelled ``"crosses empty space"`` in the legend, and a warning is logged.
 
     Parameters
     ----------
@@ -473,7 +475,7 @@ def trajectories(
     -------
     The :class:`~matplotlib.axes.Axes` unless the figure was shown. The paths are the
     :class:`~matplotlib.collections.LineCollection` with label ``"trajectories"`` (parts away
-    from the data: label ``"away from observed cells"``).
+    from the data: label ``"crosses empty space"``).
 
     Examples
     --------
@@ -489,7 +491,7 @@ def trajectories(
     data = resolve_container(adata, mod)
     emb = get_embedding(data, basis)
     traj = _trajectories(data, key, basis)
-    mapped, off, lm = traj["mapped"], traj["off"], traj["log_mass"]
+    mapped, gap, lm = traj["mapped"], traj["gap"], traj["log_mass"]
     T, N, _ = mapped.shape
     with np.errstate(over="ignore"):
         end_mass = np.exp(lm[-1])
@@ -499,12 +501,9 @@ def trajectories(
     off_segments = []
     for i in sel:
         ok = np.all(np.isfinite(mapped[:, i, :]), axis=1)
-        pts = mapped[ok, i, :]
-        flags = off[ok, i]
-        paths.append(pts)
-        for j in range(len(pts) - 1):
-            if flags[j] or flags[j + 1]:
-                off_segments.append(pts[j : j + 2])
+        paths.append(mapped[ok, i, :])
+        for j in np.flatnonzero(gap[:, i] & ok[:-1] & ok[1:]):
+            off_segments.append(mapped[j : j + 2, i, :])
 
     fig, ax_ = new_axes(ax)
     scatter_cells(ax_, data, emb, color, size=size, alpha=0.5 if color else 1.0, zorder=0)
@@ -543,12 +542,12 @@ def trajectories(
                 linewidths=np.max(np.atleast_1d(widths)),
                 linestyles=(0, (2.0, 2.0)),
                 zorder=2.6,
-                label="away from observed cells",
+                label="crosses empty space",
             )
         )
         logger.warning(
-            "pl.trajectories: %d path segments run away from every observed cell on %r and "
-            "are drawn dashed",
+            "pl.trajectories: %d drawn path segments cross empty space on %r (off the data or "
+            "jumping between islands of the embedding); they are drawn dashed",
             len(off_segments),
             basis,
         )
@@ -575,7 +574,7 @@ def trajectories(
         label="end",
     )
     handles = [
-        h for h in ax_.collections if h.get_label() in ("start", "end", "away from observed cells")
+        h for h in ax_.collections if h.get_label() in ("start", "end", "crosses empty space")
     ]
     # a separate Legend artist keeps the category legend of `color=` (ax.legend_) intact
     leg = Legend(

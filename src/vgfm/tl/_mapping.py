@@ -116,7 +116,9 @@ def _umap_transform(
     exact = _coincides(dist, rep)
     y[exact] = emb[idx[exact, 0]]
     p = w / w.max(axis=1, keepdims=True)
-    p[exact] = 0.0  # states that coincide with a cell stay on it  # UMAP samples each edge in proportion to its weight
+    p[exact] = (
+        0.0  # states that coincide with a cell stay on it  # UMAP samples each edge in proportion to its weight
+    )
     anchors = emb[idx]  # (M, k, 2)
     n_neg = max(int(round(negative_sample_rate * float(np.median(p.sum(axis=1))))), 1)
     rng = np.random.default_rng(seed)
@@ -211,8 +213,35 @@ def _graph_components(container: AnnData, rep: np.ndarray, k: int) -> np.ndarray
     return labels
 
 
-def _off_data(emb: np.ndarray, mapped: np.ndarray) -> tuple[np.ndarray, float]:
-    """Flag mapped points farther than ``OFF_DATA_FACTOR`` x the median 5-NN cell distance."""
+def _off_data_rep(rep: np.ndarray, states: np.ndarray) -> np.ndarray:
+    """States farther than ``OFF_DATA_FACTOR`` x the median 5-NN cell distance from every
+    observed cell in the fitted representation (the embedding cannot show them there)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    k = min(6, rep.shape[0])
+    nn = NearestNeighbors(n_neighbors=k).fit(rep)
+    d_self, _ = nn.kneighbors(rep)
+    threshold = OFF_DATA_FACTOR * (float(np.median(d_self[:, -1])) if k > 1 else 0.0)
+    out = np.zeros(states.shape[0], dtype=bool)
+    ok = np.all(np.isfinite(states), axis=1)
+    if ok.any():
+        d, _ = nn.kneighbors(states[ok], n_neighbors=1)
+        out[ok] = d[:, 0] > threshold
+    return out
+
+
+def _off_data(
+    emb: np.ndarray, mapped: np.ndarray, n_interior: int = 7, rep_off: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Flag mapped points, and straight segments between consecutive ones, away from the data.
+
+    ``mapped`` is ``(T, N, 2)``. A point is off the data when it is farther than
+    ``OFF_DATA_FACTOR`` x the median distance of a cell to its 5th nearest cell from every
+    observed cell; a segment when one of ``n_interior`` equally spaced interior points is (a
+    jump between islands of the embedding, drawn as a straight line across empty space).
+    ``rep_off`` (``(T, N)``) marks points already known to be off the data in the fitted
+    representation.
+    """
     from sklearn.neighbors import NearestNeighbors
 
     k = min(6, emb.shape[0])
@@ -220,12 +249,24 @@ def _off_data(emb: np.ndarray, mapped: np.ndarray) -> tuple[np.ndarray, float]:
     d_self, _ = nn.kneighbors(emb)
     typical = float(np.median(d_self[:, -1])) if k > 1 else 0.0
     threshold = OFF_DATA_FACTOR * typical
-    out = np.zeros(mapped.shape[0], dtype=bool)
-    ok = np.all(np.isfinite(mapped), axis=1)
-    if ok.any():
-        d, _ = nn.kneighbors(mapped[ok], n_neighbors=1)
-        out[ok] = d[:, 0] > threshold
-    return out, threshold
+
+    def far(points: np.ndarray) -> np.ndarray:
+        flat = points.reshape(-1, 2)
+        out = np.zeros(flat.shape[0], dtype=bool)
+        ok = np.all(np.isfinite(flat), axis=1)
+        if ok.any():
+            d, _ = nn.kneighbors(flat[ok], n_neighbors=1)
+            out[ok] = d[:, 0] > threshold
+        return out.reshape(points.shape[:-1])
+
+    point_off = far(mapped)
+    if rep_off is not None:
+        point_off |= rep_off
+    s = np.linspace(0.0, 1.0, n_interior + 2)[1:-1]
+    a, b = mapped[:-1], mapped[1:]
+    interior = a[None] + s[:, None, None, None] * (b - a)[None]  # (n_interior, T-1, N, 2)
+    segment_off = far(interior).any(axis=0) | point_off[:-1] | point_off[1:]
+    return point_off, segment_off, threshold
 
 
 # --------------------------------------------------------------------------------------------
@@ -272,8 +313,13 @@ def trajectory_embedding(
     - ``method="auto"``: ``"umap"`` when its requirements hold, otherwise ``"knn"`` (logged
       with the reason).
 
-    Mapped points farther than 3 x the median distance of a cell to its 5th nearest cell in
-    the embedding are flagged as "off the data"; the plot draws them differently and says so.
+    States farther than 3 x the median distance of a cell to its 5th nearest cell from every
+    observed cell, in the fitted representation or (once mapped) in the embedding, are
+    flagged as "off the data" (a mapping can only place them near the cells they are closest
+    to), and so are straight segments between
+    consecutive points that pass through empty space (typically a jump between disconnected
+    islands of a UMAP, where the states move continuously in the fitted representation but
+    the embedding has no cells in between); the plot draws them dashed and says so.
 
     Parameters
     ----------
@@ -306,7 +352,10 @@ def trajectory_embedding(
     dict of :func:`vgfm.tl.simulate`:
 
     - ``"<basis>"``: ``(T, N, 2)`` embedding coordinates of ``x`` (e.g. ``"umap"``);
-    - ``"<basis>_off_data"``: ``(T, N)`` bool, mapped point away from every observed cell;
+    - ``"<basis>_off_data"``: ``(T, N)`` bool, state away from every observed cell (fitted
+      representation or embedding);
+    - ``"<basis>_gap"``: ``(T - 1, N)`` bool, the straight segment between consecutive points
+      crosses empty space (an end is off the data, or the path jumps between islands);
     - ``"<basis>_params"``: ``{"method", "n_neighbors", "use_rep", "off_data_threshold"}``.
 
     They disappear with the dict when :func:`vgfm.tl.simulate` is run again.
@@ -380,12 +429,15 @@ def trajectory_embedding(
         else:
             comps = _graph_components(container, rep, n_neighbors)
             mapped[finite] = _map_knn(rep, emb, states[finite], n_neighbors, comps)
-    off, threshold = _off_data(emb, mapped)
-    if off.any():
+    mapped = mapped.reshape(T, N, 2)
+    rep_off = _off_data_rep(rep, states).reshape(T, N)
+    off, gap, threshold = _off_data(emb, mapped, rep_off=rep_off)
+    if gap.any():
         logger.warning(
-            "trajectory_embedding: %.1f%% of the mapped states lie away from every observed cell "
-            "on %r (farther than %.3g); the plot draws them dashed.",
-            100.0 * off.mean(),
+            "trajectory_embedding: %.1f%% of the path segments on %r leave the observed cells "
+            "(points farther than %.3g from every cell, or straight jumps between islands of "
+            "the embedding); the plot draws them dashed.",
+            100.0 * gap.mean(),
             basis,
             threshold,
         )
@@ -394,8 +446,9 @@ def trajectory_embedding(
     target = resolve_container(out, mod)
     new_traj = dict(target.uns[tkey])
     name = trajectory_embedding_key(basis)
-    new_traj[name] = mapped.reshape(T, N, 2).astype(np.float32)
-    new_traj[f"{name}_off_data"] = off.reshape(T, N)
+    new_traj[name] = mapped.astype(np.float32)
+    new_traj[f"{name}_off_data"] = off
+    new_traj[f"{name}_gap"] = gap
     new_traj[f"{name}_params"] = {
         "method": chosen,
         "n_neighbors": k_used,
