@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,10 +28,13 @@ from vgfm.pl._utils import (
     default_point_size,
     finish,
     fit_params,
+    is_panel_list,
     method_label,
     new_axes,
+    panels,
     scatter_cells,
     style_embedding_axes,
+    symmetric_limit,
     time_unit_label,
 )
 
@@ -50,6 +54,7 @@ def growth(
     *,
     basis: str = "umap",
     key: str = DEFAULT_KEY,
+    color: str | Sequence[str] | None = None,
     vmax: float | None = None,
     cmap: str = "RdBu_r",
     size: float | None = None,
@@ -58,7 +63,7 @@ def growth(
     ax: Axes | None = None,
     show: bool | None = None,
     save: str | Path | bool | None = None,
-) -> Axes | None:
+) -> Axes | list[Axes] | None:
     """Cells on an embedding coloured by the learned growth rate ``obs["<key>_growth"]``.
 
     A diverging colormap is centred at zero (``TwoSlopeNorm(vcenter=0)``) with symmetric
@@ -74,20 +79,27 @@ def growth(
         Embedding name (``obsm["X_<basis>"]``).
     key
         The ``key_added`` used in :func:`vgfm.tl.fit`.
+    color
+        ``obs`` column(s) of growth rates to draw; ``None`` draws ``obs["<key>_growth"]``. A
+        list draws one panel per column (scanpy's ``color=[...]``) on one shared colour scale,
+        e.g. ``color=["vgfm_growth", "true_growth"]`` to compare a fit with a known truth, or
+        the growth of two fits.
     vmax
         Colour limit; ``None`` uses the 99th percentile of ``|g|`` over the cells (finite
-        values), so that a few extreme cells do not wash out the rest (falling back to
-        ``max |g|`` when that percentile is 0, and to 1 when all rates are 0 or missing).
+        values; over all panels for a list), so that a few extreme cells do not wash out the
+        rest (falling back to ``max |g|`` when that percentile is 0, and to 1 when all rates
+        are 0 or missing).
     cmap
         A diverging matplotlib colormap.
     size
         Marker area; scanpy's default ``120000 / n_obs`` (capped) when ``None``.
     title
-        Axes title; a default naming the method is used when ``None``.
+        Axes title; a default naming the method is used when ``None`` (the column name for
+        each panel of a list).
     mod
         For a MuData: modality holding the fields; ``None`` uses the joint object.
     ax
-        Axes to draw into; a new figure is created when ``None``.
+        Axes to draw into; a new figure is created when ``None`` (not with a list).
     show
         Show the figure; ``None`` shows it when the axes were created here and matplotlib is
         interactive.
@@ -97,55 +109,74 @@ def growth(
 
     Returns
     -------
-    The :class:`~matplotlib.axes.Axes` unless the figure was shown.
+    The :class:`~matplotlib.axes.Axes` (a list of them for a list of columns) unless the
+    figure was shown.
 
     Examples
     --------
     >>> import vgfm
     >>> vgfm.tl.fit(adata, time_key="day")  # doctest: +SKIP
     >>> ax = vgfm.pl.growth(adata, basis="umap", show=False)  # doctest: +SKIP
+    >>> axes = vgfm.pl.growth(adata, color=["vgfm_growth", "true_growth"], show=False)  # doctest: +SKIP
     """
     data = resolve_container(adata, mod)
     emb = get_embedding(data, basis)
-    gkey = growth_key(key)
-    if gkey not in data.obs:
-        raise KeyError(
-            f"adata.obs[{gkey!r}] (VGFM growth rates) is missing; run "
-            f"`vgfm.tl.fit(adata, key_added={key!r})` first."
-        )
-    g = np.asarray(data.obs[gkey], dtype=np.float64)
-    params = fit_params(data, key)
-    finite = np.isfinite(g)
-    abs_g = np.abs(g[finite])
-    if vmax is not None:
-        a = float(vmax)
-    elif abs_g.size:
-        a = float(np.percentile(abs_g, 99))
-        if not a > 0:
-            a = float(abs_g.max())
-    else:
-        a = 1.0
+    columns = list(color) if is_panel_list(color) else [color or growth_key(key)]
+    values = {}
+    for column in columns:
+        if column not in data.obs:
+            hint = (
+                f"run `vgfm.tl.fit(adata, key_added={key!r})` first"
+                if column == growth_key(key)
+                else f"obs columns: {list(data.obs.columns)}"
+            )
+            raise KeyError(f"adata.obs[{column!r}] (growth rates) is missing; {hint}.")
+        values[column] = np.asarray(data.obs[column], dtype=np.float64)
+    a = float(vmax) if vmax is not None else symmetric_limit(np.concatenate(list(values.values())))
     if not a > 0:
         a = 1.0
-    clipped = bool((abs_g > a).any())
-    norm = TwoSlopeNorm(vcenter=0.0, vmin=-a, vmax=a)
+    params = fit_params(data, key)
+    unit = time_unit_label(params.get("time_key"))
 
-    fig, ax_ = new_axes(ax)
-    s = default_point_size(emb.shape[0]) if size is None else size
-    if (~finite).any():
-        ax_.scatter(
-            emb[~finite, 0], emb[~finite, 1], c=BACKGROUND_GREY, s=s, linewidths=0, rasterized=True
+    def draw(column: str, axis: Axes) -> None:
+        g = values[column]
+        finite = np.isfinite(g)
+        clipped = bool((np.abs(g[finite]) > a).any())
+        norm = TwoSlopeNorm(vcenter=0.0, vmin=-a, vmax=a)
+        s = default_point_size(emb.shape[0]) if size is None else size
+        if (~finite).any():
+            axis.scatter(
+                emb[~finite, 0],
+                emb[~finite, 1],
+                c=BACKGROUND_GREY,
+                s=s,
+                linewidths=0,
+                rasterized=True,
+            )
+        idx = np.flatnonzero(finite)
+        idx = idx[np.argsort(np.abs(g[idx]), kind="stable")]
+        sc_ = axis.scatter(
+            emb[idx, 0],
+            emb[idx, 1],
+            c=g[idx],
+            cmap=cmap,
+            norm=norm,
+            s=s,
+            linewidths=0,
+            rasterized=True,
         )
-    idx = np.flatnonzero(finite)
-    idx = idx[np.argsort(np.abs(g[idx]), kind="stable")]
-    sc_ = ax_.scatter(
-        emb[idx, 0], emb[idx, 1], c=g[idx], cmap=cmap, norm=norm, s=s, linewidths=0, rasterized=True
-    )
-    cb = fig.colorbar(
-        sc_, ax=ax_, fraction=0.046, pad=0.04, extend="both" if clipped else "neither"
-    )
-    cb.set_label(f"growth rate ({time_unit_label(params.get('time_key'))})")
-    style_embedding_axes(ax_, basis, emb, title or f"{method_label(data, key)} growth rate")
+        cb = axis.figure.colorbar(
+            sc_, ax=axis, fraction=0.046, pad=0.04, extend="both" if clipped else "neither"
+        )
+        cb.set_label(f"growth rate ({unit})")
+        default = f"{method_label(data, key)} growth rate" if column == growth_key(key) else column
+        panel_title = title if title is not None and len(columns) == 1 else None
+        style_embedding_axes(axis, basis, emb, panel_title or default)
+
+    if is_panel_list(color):
+        return panels(draw, columns, ax=ax, show=show, save=save, name="growth")
+    fig, ax_ = new_axes(ax)
+    draw(columns[0], ax_)
     return finish(ax_, ax_given=ax is not None, show=show, save=save, name="growth")
 
 
@@ -184,9 +215,9 @@ def velocity(
     basis: str = "umap",
     key: str = DEFAULT_KEY,
     kind: VelocityKind = "stream",
-    color: str | None = None,
+    color: str | Sequence[str] | None = None,
     density: float = 1.0,
-    smooth: float = 1.0,
+    smooth: float = 0.5,
     linewidth: float | None = None,
     arrow_size: float = 1.0,
     n_arrows: int = 500,
@@ -197,19 +228,28 @@ def velocity(
     ax: Axes | None = None,
     show: bool | None = None,
     save: str | Path | bool | None = None,
-) -> Axes | None:
+) -> Axes | list[Axes] | None:
     """Velocity field on an embedding: streamlines, a grid of arrows, or one arrow per cell.
 
-    Uses ``obsm["<key>_velocity_<basis>"]`` from :func:`vgfm.tl.velocity_embedding`; when it
-    is missing the projection is computed on the fly (same defaults) without storing it.
-    For ``kind="stream"`` and ``"grid"`` the per-cell vectors are averaged on a regular grid with
-    a Gaussian kernel (bandwidth ``smooth`` × max(grid step, typical 5-NN distance)); grid
-    points farther than two bandwidths from every cell are left empty.
+    Draws ``obsm["<key>_velocity_<basis>"]`` written by :func:`vgfm.tl.velocity_embedding`
+    (this function computes no projection; it raises, naming that call, when the field is
+    missing). For ``kind="stream"`` and ``"grid"`` the per-cell vectors are averaged on a
+    regular grid with a Gaussian kernel (bandwidth ``smooth`` × max(grid step, typical 5-NN
+    distance)); grid points farther than two bandwidths from every cell are left empty, so
+    streamlines stay where the cells are.
+
+    Islands: the projection turns a velocity into a direction towards the cell's neighbours
+    *in the embedding*. A disconnected island of the embedding (typically the first time
+    point, when it differs from everything after it) has no neighbours outside itself, so its
+    arrows can only point within the island, and may point away from where the cells go
+    next. Read the direction between islands from :func:`vgfm.pl.trajectories`, not from this
+    plot.
 
     Parameters
     ----------
     adata
-        AnnData (or MuData) after :func:`vgfm.tl.fit`, with ``obsm["X_<basis>"]``.
+        AnnData (or MuData) after :func:`vgfm.tl.fit` and :func:`vgfm.tl.velocity_embedding`,
+        with ``obsm["X_<basis>"]``.
     basis
         Embedding name (``obsm["X_<basis>"]``).
     key
@@ -220,13 +260,15 @@ def velocity(
     color
         Background cells: an ``obs`` column (categorical: ``uns[f"{color}_colors"]`` or scanpy
         palettes; numeric: viridis), a gene, a matplotlib colour, or ``None`` for light grey.
+        A list draws one panel per entry (scanpy's ``color=[...]``).
     density
-        Streamline density, and grid resolution (``40 * density`` points per axis for streams,
-        ``20 * density`` for the grid).
+        Streamline density (:meth:`~matplotlib.axes.Axes.streamplot` gets ``2 * density``) and
+        grid resolution (``50 * density`` points per axis for streams, ``20 * density`` for the
+        grid).
     smooth
         Kernel bandwidth multiplier for ``"stream"`` / ``"grid"``.
     linewidth
-        Streamline width; ``None`` scales it with the local speed (0.5–2).
+        Streamline width; ``None`` scales it with the local speed (0.4–1.5).
     arrow_size
         Arrow head / length multiplier.
     n_arrows
@@ -234,7 +276,8 @@ def velocity(
     size
         Marker area of the background cells.
     title
-        Axes title; a default naming the method is used when ``None``.
+        Axes title; a default naming the method is used when ``None`` (the colour key for
+        each panel of a list).
     seed
         Seed of the arrow subsampling.
     mod
@@ -244,14 +287,35 @@ def velocity(
 
     Returns
     -------
-    The :class:`~matplotlib.axes.Axes` unless the figure was shown.
+    The :class:`~matplotlib.axes.Axes` (a list of them when ``color`` is a list) unless the
+    figure was shown.
 
     Examples
     --------
     >>> import vgfm
     >>> vgfm.tl.velocity_embedding(adata, basis="umap")  # doctest: +SKIP
     >>> ax = vgfm.pl.velocity(adata, kind="stream", color="day", show=False)  # doctest: +SKIP
+    >>> axes = vgfm.pl.velocity(adata, color=["day", "vgfm_growth"], show=False)  # doctest: +SKIP
     """
+    if is_panel_list(color):
+        options = {
+            "basis": basis,
+            "key": key,
+            "kind": kind,
+            "density": density,
+            "smooth": smooth,
+            "linewidth": linewidth,
+            "arrow_size": arrow_size,
+            "n_arrows": n_arrows,
+            "size": size,
+            "seed": seed,
+            "mod": mod,
+        }
+
+        def draw(value: str | None, axis: Axes) -> None:
+            velocity(adata, color=value, title=value, ax=axis, show=False, **options)
+
+        return panels(draw, list(color), ax=ax, show=show, save=save, name=f"velocity_{kind}")
     if kind not in VELOCITY_KINDS:
         raise ValueError(f"kind must be one of {VELOCITY_KINDS}; got {kind!r}.")
     if density <= 0:
@@ -269,12 +333,12 @@ def velocity(
     scatter_cells(ax_, data, emb, color, size=size, alpha=0.6 if color else 1.0, zorder=0)
     span = float(np.max(np.ptp(emb[np.all(np.isfinite(emb), axis=1)], axis=0)))
     if kind == "stream":
-        n_grid = max(int(round(40 * density)), 5)
+        n_grid = max(int(round(50 * density)), 5)
         xs, ys, U, V = smooth_on_grid(emb, vel, n_grid=n_grid, smooth=smooth)
         speed = np.sqrt(U**2 + V**2)
         if linewidth is None:
             top = np.nanmax(speed) if np.isfinite(speed).any() else 1.0
-            lw = 0.5 + 1.5 * np.nan_to_num(speed / (top if top > 0 else 1.0))
+            lw = 0.4 + 1.1 * np.nan_to_num(speed / (top if top > 0 else 1.0))
         else:
             lw = linewidth
         ax_.streamplot(
@@ -282,7 +346,7 @@ def velocity(
             ys,
             np.ma.masked_invalid(U),
             np.ma.masked_invalid(V),
-            density=density,
+            density=2.0 * density,
             color="#262626",
             linewidth=lw,
             arrowsize=arrow_size,
