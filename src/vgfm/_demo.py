@@ -292,11 +292,9 @@ def _run_demo(
     adata.write_h5ad(h5ad)
     logger.info("wrote %s", h5ad)
 
-    # colour limit of the growth plot: 99th percentile of |g|, so that a few extreme cells do
-    # not wash out the rest (more extreme cells get the end colours)
-    vmax = float(np.quantile(np.abs(adata.obs["vgfm_growth"]), 0.99))
+    # pl.growth's default colour limit: the 99th percentile of |g| (one rule for all figures)
     figures = {
-        "growth": _save_figure(vgfm.pl.growth, adata, out / "growth_umap.png", vmax=vmax),
+        "growth": _save_figure(vgfm.pl.growth, adata, out / "growth_umap.png"),
         "growth_vs_truth": _growth_vs_truth_figure(adata, out / "growth_vs_truth.png"),
         "velocity": _save_figure(vgfm.pl.velocity, adata, out / "velocity_umap.png",
                                  color="day"),

@@ -367,7 +367,6 @@ def _cmd_plot(args: argparse.Namespace, progress: bool) -> int:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     import vgfm
     from vgfm._anndata_utils import get_fit_info, resolve_container
@@ -396,13 +395,8 @@ def _cmd_plot(args: argparse.Namespace, progress: bool) -> int:
         traj = container.uns.get(C.trajectories_key(args.key))
         if isinstance(traj, dict) and C.trajectory_embedding_key(basis) not in traj:
             vgfm.tl.trajectory_embedding(container, basis=basis, key=args.key)
-        growth = np.abs(np.asarray(container.obs[C.growth_key(args.key)], dtype=float))
-        growth = growth[np.isfinite(growth)]
-        # colour limit at the 99th percentile of |g| (as in `vgfm demo`): a few extreme cells
-        # must not wash out the rest
-        vmax = float(np.quantile(growth, 0.99)) if growth.size else None
-        jobs += [(f"growth_{name}.png", vgfm.pl.growth,
-                  {"basis": basis, "vmax": vmax if vmax else None}),
+        # pl.growth's default colour limit is the 99th percentile of |g| (one rule)
+        jobs += [(f"growth_{name}.png", vgfm.pl.growth, {"basis": basis}),
                  (f"velocity_{name}.png", vgfm.pl.velocity, {"basis": basis, "color": color})]
         if C.trajectories_key(args.key) in container.uns:
             jobs.append((f"trajectories_{name}.png", vgfm.pl.trajectories,
