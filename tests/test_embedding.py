@@ -191,7 +191,17 @@ def test_growth_genes_finds_planted_gene(tmp_path, method):
     adata = make_adata()
     table = growth_genes(adata, method=method, n_top=5)
     assert list(table.columns) == ["day 0", "day 1", "day 2", "day 3", "overall"]
-    assert table.shape == (adata.n_vars, 5)
+    # the n_top genes, ranked by |overall correlation| as documented
+    assert table.shape == (5, 5)
+    assert table.index[0] == "g7"
+    np.testing.assert_array_equal(
+        table.index, res_genes := adata.uns[growth_genes_key(KEY)]["overall"]["gene"]
+    )
+    assert np.all(np.diff(np.abs(table["overall"].to_numpy())) <= 0)
+    full = growth_genes(adata.copy(), method=method, n_top=None)
+    assert full.shape == (adata.n_vars, 5)
+    pd.testing.assert_frame_equal(full.iloc[:5], table)
+    assert len(res_genes) == 5
     res = adata.uns[growth_genes_key(KEY)]
     assert res["overall"]["gene"][0] == "g7"
     assert len(res["overall"]["gene"]) == 5
@@ -203,11 +213,11 @@ def test_growth_genes_finds_planted_gene(tmp_path, method):
     g = adata.obs["vgfm_growth"].to_numpy()
     x = adata.X[:, 3]
     ref = stats.spearmanr(x, g)[0] if method == "spearman" else np.corrcoef(x, g)[0, 1]
-    assert table.loc["g3", "overall"] == pytest.approx(ref, abs=1e-10)
+    assert full.loc["g3", "overall"] == pytest.approx(ref, abs=1e-10)
     m = adata.obs["day"].to_numpy() == 2
     x, gm = adata.X[m, 11], g[m]
     ref = stats.spearmanr(x, gm)[0] if method == "spearman" else np.corrcoef(x, gm)[0, 1]
-    assert table.loc["g11", "day 2"] == pytest.approx(ref, abs=1e-10)
+    assert full.loc["g11", "day 2"] == pytest.approx(ref, abs=1e-10)
 
     # sparse input gives the same table
     sp = adata.copy()

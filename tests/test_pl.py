@@ -576,3 +576,32 @@ def test_stream_covers_the_data_and_stays_on_it(adata):
     # defaults: 40 grid points per axis, streamplot density 1)
     d_cell, _ = NearestNeighbors(n_neighbors=1).fit(pts).kneighbors(emb)
     assert np.mean(d_cell[:, 0] < 0.1) > 0.95
+
+
+# --------------------------------------------------------------------------- growth_genes
+def test_growth_genes_ranked_panels(adata):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(adata.n_obs, 5))
+    X[:, 2] = adata.obs["vgfm_growth"].to_numpy() + 0.1 * rng.normal(size=adata.n_obs)
+    X[:, 4] = -adata.obs["vgfm_growth"].to_numpy()
+    adata.X = X
+    with pytest.raises(KeyError, match=r"vgfm\.tl\.growth_genes"):
+        vpl.growth_genes(adata, show=False)
+    table = vtl.growth_genes(adata, n_top=3)
+    snap = snapshot(adata)
+    axes = vpl.growth_genes(adata, show=False)
+    assert_unchanged(adata, snap)
+    labels = ["overall", "d0", "d1", "d2", "d3"]
+    assert len(axes) == len(labels)
+    assert [a.get_title() for a in axes[1:]] == labels[1:]
+    overall = axes[0]
+    # genes written in the stored rank order at (rank, correlation)
+    texts = [(t.get_text(), t.get_position()) for t in overall.texts]
+    assert [name for name, _ in texts] == list(table.index)
+    np.testing.assert_allclose([p[0] for _, p in texts], [1, 2, 3])
+    np.testing.assert_allclose([p[1] for _, p in texts], table["overall"].to_numpy())
+    assert texts[0][0] in ("2", "4")  # the planted genes (var names "0".."4") come first
+    ax = vpl.growth_genes(adata, groups="d1", n_genes=2, show=False)
+    assert ax.get_title() == "d1" and len(ax.texts) == 2
+    with pytest.raises(KeyError, match="available"):
+        vpl.growth_genes(adata, groups=["d9"], show=False)

@@ -378,7 +378,7 @@ def growth_genes(
     key: str = DEFAULT_KEY,
     layer: str | None = None,
     method: Literal["pearson", "spearman"] = "spearman",
-    n_top: int = 50,
+    n_top: int | None = 50,
     mod: str | None = None,
     copy: bool = False,
 ) -> pd.DataFrame | Any:
@@ -401,7 +401,7 @@ def growth_genes(
     method
         ``"spearman"`` (rank correlation, robust to scaling) or ``"pearson"``.
     n_top
-        Number of genes kept in each stored ranking.
+        Number of genes returned and kept in each stored ranking; ``None`` keeps every gene.
     mod
         For a MuData: modality to read from and write to.
     copy
@@ -410,8 +410,9 @@ def growth_genes(
     Returns
     -------
     :class:`pandas.DataFrame`
-        Genes × (one column per time label, then ``"overall"``) correlation matrix
-        (``(adata_copy, DataFrame)`` when ``copy=True``). Writes
+        The ``n_top`` genes with the largest absolute overall correlation, sorted by it
+        (descending; genes without a finite correlation last), × (one column per time label,
+        then ``"overall"``) correlations (``(adata_copy, DataFrame)`` when ``copy=True``). Writes
         ``uns["<key>_growth_genes"]`` = ``{"params": {...}, "time_labels": (K,),
         "overall": {"gene": (n_top,), "correlation": (n_top,)},
         "per_time": {label: {"gene", "correlation"}}}`` — dicts of arrays, h5ad-serialisable.
@@ -425,9 +426,10 @@ def growth_genes(
     """
     if method not in ("pearson", "spearman"):
         raise ValueError(f"method must be 'pearson' or 'spearman'; got {method!r}.")
-    if n_top < 1:
-        raise ValueError(f"n_top must be >= 1; got {n_top}.")
+    if n_top is not None and int(n_top) < 1:
+        raise ValueError(f"n_top must be >= 1 or None; got {n_top}.")
     container = resolve_container(adata, mod)
+    n_keep = container.n_vars if n_top is None else int(n_top)
     gkey = growth_key(key)
     if gkey not in container.obs:
         raise KeyError(
@@ -469,21 +471,23 @@ def growth_genes(
         idx = np.flatnonzero(m)
         corr = _correlate(X[idx], g[idx], method)
         columns[lab] = corr
-        per_time[lab.replace("/", "_")] = _ranking(genes, corr, n_top)
+        per_time[lab.replace("/", "_")] = _ranking(genes, corr, n_keep)
     overall_idx = np.flatnonzero(ok)
     overall = _correlate(X[overall_idx], g[overall_idx], method)
     columns["overall"] = overall
     table = pd.DataFrame(columns, index=pd.Index(genes.astype(str), name="gene"))
+    order = np.argsort(-np.nan_to_num(np.abs(overall), nan=-1.0), kind="stable")[:n_keep]
+    table = table.iloc[order]
 
     result = {
         "params": {
             "key": key,
             "layer": "X" if layer is None else layer,
             "method": method,
-            "n_top": int(n_top),
+            "n_top": n_keep,
         },
         "time_labels": np.asarray(labels, dtype=object),
-        "overall": _ranking(genes, overall, n_top),
+        "overall": _ranking(genes, overall, n_keep),
         "per_time": per_time,
     }
     out = adata.copy() if copy else adata
