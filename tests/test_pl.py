@@ -605,3 +605,33 @@ def test_growth_genes_ranked_panels(adata):
     assert ax.get_title() == "d1" and len(ax.texts) == 2
     with pytest.raises(KeyError, match="available"):
         vpl.growth_genes(adata, groups=["d9"], show=False)
+
+
+# -------------------------------------------------------------------------------- history
+def test_history_log_ticks_are_plain_numbers(adata):
+    ax = vpl.history(adata, show=False)
+    fig = ax.figure
+    fig.canvas.draw()
+    left = [a for a in fig.axes if a.get_xlabel() == "stage 1 step"][0]
+    assert left.get_yscale() == "log"
+    labels = [t.get_text() for t in left.get_yticklabels() if t.get_text()]
+    assert labels, "no y tick labels"
+    for text in labels:
+        assert "e" not in text and "\\times" not in text and "$" not in text, text
+        float(text.replace("\u2212", "-"))  # a plain number
+    # one labelled tick per 1-2-5 step at most: no minor labels
+    assert all(t.get_text() == "" for t in left.get_yminorticklabels())
+
+
+def test_history_says_when_training_was_still_improving(adata, caplog):
+    ax = vpl.history(adata, show=False)
+    texts = [t.get_text() for a in ax.figure.axes for t in a.texts]
+    assert not any("stage2_steps=" in t for t in texts)  # best at step 50 of 80
+    score = VAL_SCORE.copy()
+    score[-1] = 0.1  # the last checkpoint is the best
+    adata.uns[KEY]["history"]["val_score"] = score
+    with caplog.at_level("WARNING", logger="vgfm"):
+        ax = vpl.history(adata, show=False)
+    texts = [t.get_text() for a in ax.figure.axes for t in a.texts]
+    assert any("still improving" in t and "stage2_steps=" in t for t in texts)
+    assert "stage2_steps=" in caplog.text
