@@ -32,6 +32,7 @@ POSITIONAL_ALLOWED = {
 }
 # tl / pp functions that write into adata (and so need ``copy``)
 WRITERS = {"tl.fit", "tl.velocity", "tl.simulate", "tl.velocity_embedding", "tl.gene_velocity",
+           "tl.trajectory_embedding",
            "tl.growth_genes", "pp.numeric_time", "pp.population_size"}
 READ_ONLY = {"pp.check_representation", "tl.evaluate", "tl.coupling_diagnostic"}  # evaluate only adds uns[key]["evaluation"]
 EMBEDDING_PLOTS = {"pl.growth", "pl.velocity", "pl.trajectories"}
