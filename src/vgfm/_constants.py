@@ -60,3 +60,8 @@ def basis_key(basis: str) -> str:
 def trajectory_embedding_key(basis: str = "umap") -> str:
     """Entry of ``adata.uns[trajectories_key(key)]`` holding the states mapped on ``basis``."""
     return basis.removeprefix("X_")
+
+
+def gene_velocity_genes_key(key: str = DEFAULT_KEY) -> str:
+    """``adata.var`` key (bool) of the genes with a gene-space velocity (scVelo's name)."""
+    return f"{velocity_key(key)}_genes"
