@@ -307,11 +307,11 @@ def trajectory_embedding(
       ``log2(n_neighbors)``), and restricted to cells in the same connected component of the
       neighbour graph (``obsp["connectivities"]``, else a kNN graph) as the nearest cell, so that
       a state is never averaged across disconnected islands. Works for any basis.
+    - ``method="auto"``: ``"umap"`` when its requirements hold, otherwise ``"knn"`` (logged
+      with the reason).
 
     In both methods a state that coincides with an observed cell (the start cells) is placed
     exactly on that cell.
-    - ``method="auto"``: ``"umap"`` when its requirements hold, otherwise ``"knn"`` (logged
-      with the reason).
 
     States farther than 3 x the median distance of a cell to its 5th nearest cell from every
     observed cell, in the fitted representation or (once mapped) in the embedding, are
