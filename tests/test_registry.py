@@ -10,7 +10,13 @@ import pytest
 import torch
 
 from vgfm._core import couplings as cp
-from vgfm._core.methods import MethodSpec, get_method, method_names, register_method, unregister_method
+from vgfm._core.methods import (
+    MethodSpec,
+    get_method,
+    method_names,
+    register_method,
+    unregister_method,
+)
 from vgfm._core.solvers import available_solvers, get_solver, register_solver, unregister_solver
 from vgfm._core.train import TrainConfig, train
 

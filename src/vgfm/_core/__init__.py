@@ -1,8 +1,8 @@
 """Numerical core of VGFM: pure torch / numpy / POT / torchdiffeq, no AnnData."""
 
 from .couplings import IntervalCoupling, cost_scale, couple_interval
-from .methods import MethodSpec, get_method, method_names, register_method
 from .matcher import MatcherBatch, PairSampler, VelocityGrowthMatcher
+from .methods import MethodSpec, get_method, method_names, register_method
 from .metrics import W1Result, relative_mass_error, wasserstein1
 from .networks import VelocityGrowthField
 from .ode import grid_times, integrate

@@ -21,8 +21,8 @@ import torch
 from tqdm.auto import tqdm
 
 from .couplings import IntervalCoupling, couple_interval, squared_distances
-from .methods import get_method, method_names
 from .matcher import PairSampler, VelocityGrowthMatcher
+from .methods import get_method
 from .metrics import relative_mass_error, wasserstein1
 from .networks import VelocityGrowthField
 from .ode import integrate
