@@ -253,7 +253,7 @@ def _safe(fn: Callable[[], dict[str, Any]], what: str) -> dict[str, Any]:
     """Run one measurement; a failure is recorded (and printed) instead of ending the run."""
     try:
         return fn()
-    except Exception as exc:  # noqa: BLE001 - a benchmark records failures and goes on
+    except Exception as exc:  # a benchmark records failures and goes on
         _progress(f"  FAILED {what}: {type(exc).__name__}: {exc}")
         return {"error": f"{type(exc).__name__}: {exc}"}
 
@@ -303,7 +303,7 @@ def holdout_block(
             runs = []
             for seed in seeds:
                 for t in interior:
-                    def one(t=t, seed=seed, method=method) -> dict[str, Any]:
+                    def one(t=t, seed=seed, method=method, adata=adata) -> dict[str, Any]:
                         res = fit_evaluate(adata, method=method, seed=seed, holdout=t, **opts)
                         row = res["table"][res["table"]["held_out"]].iloc[0]
                         tt, xs, lms, cell_t = _rollout(res["model"], adata)
@@ -401,7 +401,7 @@ def growth_block(
     for name in generators:
         runs = []
         for seed in seeds:
-            def one(seed=seed) -> dict[str, Any]:
+            def one(seed=seed, name=name) -> dict[str, Any]:
                 adata = make_generator(name, seed, growth=True)
                 res = fit_evaluate(adata, seed=seed, **opts)
                 rec = _growth_record(adata, name)
@@ -455,7 +455,7 @@ def no_false_growth_block(
     for name in generators:
         runs = []
         for seed in seeds:
-            def one(seed=seed) -> dict[str, Any]:
+            def one(seed=seed, name=name) -> dict[str, Any]:
                 adata = make_generator(name, seed, growth=False)
                 res = fit_evaluate(adata, seed=seed, **opts)
                 g = adata.obs["vgfm_growth"].to_numpy(dtype=float)
