@@ -576,7 +576,7 @@ def resolve_times(
         try:
             parsed, unit = parse_time_labels(cat_order, field_name, time_key)
         except ValueError as err:
-            parsed, why = None, str(err).split(";")[0]
+            parsed, why = None, str(err).split(". ")[0].split("; ")[0]
         else:
             why = "its parsed times do not increase in that order"
         if parsed is not None and np.all(np.diff(parsed) > 0):
