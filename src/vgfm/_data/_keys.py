@@ -12,6 +12,7 @@ To add a field: add a function here, add it to :data:`WRITTEN_FIELDS`, document 
 from __future__ import annotations
 
 __all__ = [
+    "DATASET_FIELDS",
     "DEFAULT_KEY",
     "DEFAULT_TIME_KEY",
     "DEFAULT_USE_REP",
@@ -200,6 +201,22 @@ WRITTEN_FIELDS: dict[str, str] = {
     'obs["{time_key}_bin"]': "pp.bin_time",
     'uns["{key_added}_bins"]': "pp.bin_time",
     'uns["{key}_population_size"]': "pp.population_size",
+}
+
+#: Fields written by the loaders and generators of :mod:`vgfm.datasets` (fixed names: a new
+#: object is returned, there is no prefix), as documented in ``docs/storage.md``.
+DATASET_FIELDS: dict[str, str] = {
+    'obs["time"]': "time point of each cell",
+    'obs["time_index"]': "index of the time point",
+    'obs["true_growth"]': "synthetic generators: true net growth rate",
+    'obsm["X_latent"]': "synthetic_gene_expression: latent 2-D state",
+    'obsm["X_phate"]': "dyngen: the five coordinates, for basis='phate'",
+    'obsm["X_embedding"]': "mouse_hematopoiesis: the coordinates, for basis='embedding'",
+    'uns["true_population_size"]': "synthetic generators: true population sizes",
+    'uns["times"]': "synthetic generators: the time points",
+    'uns["lift_matrix"]': "synthetic_gene_expression: latent -> gene map",
+    'uns["time_bins"]': "dyngen_expression: bin edges of the simulation time",
+    'uns["dataset"]': "provenance of every loader",
 }
 
 #: Entries of the fit record ``uns[key]`` (see :class:`vgfm._data._record.FitRecord`).
