@@ -13,7 +13,7 @@ try:
 except PackageNotFoundError:  # pragma: no cover - source checkout without install
     __version__ = "0.0.0"
 
-from vgfm import _logging  # noqa: E402
+from vgfm import _logging
 
 _logging.install()
 

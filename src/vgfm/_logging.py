@@ -52,7 +52,7 @@ class _FallbackHandler(logging.Handler):
         stream = getattr(getattr(sc, "settings", None), "logfile", None) or sys.stderr
         try:
             stream.write(self.format(record) + "\n")
-        except Exception:  # noqa: BLE001 - logging must never raise
+        except Exception:
             self.handleError(record)
 
 

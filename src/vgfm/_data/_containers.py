@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Union
-
 from anndata import AnnData
 from mudata import MuData
 
 __all__ = ["Data", "copy_target", "is_mudata", "resolve_container"]
 
 #: What every public function accepts as its first argument.
-Data = Union[AnnData, MuData]
+Data = AnnData | MuData
 
 
 def is_mudata(data: object) -> bool:

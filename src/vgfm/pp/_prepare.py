@@ -74,12 +74,18 @@ def numeric_time(
     Examples
     --------
     >>> import vgfm
-    >>> adata = vgfm.datasets.two_gene_grn(seed=0)
-    >>> adata.obs["stage"] = adata.obs["time"].map({{0.0: "early", 1.0: "mid", 2.0: "late"}})
-    >>> vgfm.pp.numeric_time(adata, "stage", time_order=["early", "mid", "late"],
-    ...                      time_values=[0, 1, 3])
+    >>> adata = vgfm.datasets.two_gene_grn(n_cells_0=50, seed=0)
+    >>> stages = {{0.0: "base", 0.5: "early", 1.0: "mid", 1.5: "late", 2.0: "end"}}
+    >>> adata.obs["stage"] = adata.obs["time"].map(stages)
+    >>> vgfm.pp.numeric_time(adata, "stage", time_order=list(stages.values()),
+    ...                      time_values=[0, 1, 2, 4, 8])
     >>> adata.uns["stage_numeric_mapping"]["values"]
-    array([0., 1., 3.])
+    array([0., 1., 2., 4., 8.])
+    >>> adata.obs["h"] = adata.obs["time"].map({{0.0: "0h", 0.5: "12h", 1.0: "1d", 1.5: "36h",
+    ...                                         2.0: "2d"}})
+    >>> vgfm.pp.numeric_time(adata, "h")  # hours and days on one axis, in days
+    >>> adata.uns["h_numeric_mapping"]["unit"], adata.uns["h_numeric_mapping"]["values"]
+    ('day', array([0. , 0.5, 1. , 1.5, 2. ]))
     """
     container = resolve_container(adata, mod)
     times, mapping = resolve_times(container, time_key, order=time_order, values=time_values)
@@ -244,10 +250,10 @@ def population_size(
     Examples
     --------
     >>> import vgfm
-    >>> adata = vgfm.datasets.two_gene_grn(seed=0)
-    >>> vgfm.pp.population_size(adata, {{0: 1e4, 1: 3e4, 2: 5e4}})
+    >>> adata = vgfm.datasets.two_gene_grn(n_cells_0=50, seed=0)
+    >>> vgfm.pp.population_size(adata, {{0: 1e4, 0.5: 2e4, 1: 3e4, 1.5: 4e4, 2: 5e4}})
     >>> adata.uns["vgfm_population_size"]["size"]
-    array([10000., 30000., 50000.])
+    array([10000., 20000., 30000., 40000., 50000.])
     """
     if sizes is None:
         raise ValueError(
@@ -300,7 +306,7 @@ def check_representation(
     Examples
     --------
     >>> import vgfm
-    >>> adata = vgfm.datasets.two_gene_grn(seed=0)
+    >>> adata = vgfm.datasets.two_gene_grn(n_cells_0=50, seed=0)
     >>> vgfm.pp.check_representation(adata, use_rep="X")
     """
     container = resolve_container(adata, mod)

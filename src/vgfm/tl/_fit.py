@@ -188,8 +188,8 @@ def fit(
     Examples
     --------
     >>> import vgfm
-    >>> adata = vgfm.datasets.two_gene_grn(seed=0)
-    >>> model = vgfm.tl.fit(adata, "time", use_rep="X", population_size=[1, 2, 4],
+    >>> adata = vgfm.datasets.two_gene_grn(n_cells_0=50, seed=0)
+    >>> model = vgfm.tl.fit(adata, "time", use_rep="X", population_size=[1, 1.5, 2, 3, 4],
     ...                     stage1_steps=20, stage2_steps=0, progress=False)
     >>> adata.obs["vgfm_growth"].shape == (adata.n_obs,)
     True
@@ -283,8 +283,8 @@ def get_model(adata: Data, *, key: str = keys.DEFAULT_KEY, mod: str | None = Non
     Examples
     --------
     >>> import vgfm
-    >>> adata = vgfm.datasets.two_gene_grn(seed=0)
-    >>> out = vgfm.tl.fit(adata, "time", use_rep="X", population_size=[1, 2, 4],
+    >>> adata = vgfm.datasets.two_gene_grn(n_cells_0=50, seed=0)
+    >>> out = vgfm.tl.fit(adata, "time", use_rep="X", population_size=[1, 1.5, 2, 3, 4],
     ...                   stage1_steps=5, stage2_steps=0, progress=False, copy=True)
     >>> vgfm.get_model(out).use_rep
     'X'
@@ -389,8 +389,8 @@ def velocity(
     Examples
     --------
     >>> import vgfm
-    >>> adata = vgfm.datasets.two_gene_grn(seed=0)
-    >>> model = vgfm.tl.fit(adata, "time", use_rep="X", population_size=[1, 2, 4],
+    >>> adata = vgfm.datasets.two_gene_grn(n_cells_0=50, seed=0)
+    >>> model = vgfm.tl.fit(adata, "time", use_rep="X", population_size=[1, 1.5, 2, 3, 4],
     ...                     stage1_steps=5, stage2_steps=0, progress=False)
     >>> vgfm.tl.velocity(adata, model, time=1.0, key_added="at_t1")
     >>> adata.obsm["at_t1_velocity"].shape == (adata.n_obs, 2)
@@ -487,12 +487,12 @@ def simulate(
     Examples
     --------
     >>> import vgfm
-    >>> adata = vgfm.datasets.two_gene_grn(seed=0)
-    >>> model = vgfm.tl.fit(adata, "time", use_rep="X", population_size=[1, 2, 4],
+    >>> adata = vgfm.datasets.two_gene_grn(n_cells_0=50, seed=0)
+    >>> model = vgfm.tl.fit(adata, "time", use_rep="X", population_size=[1, 1.5, 2, 3, 4],
     ...                     stage1_steps=5, stage2_steps=0, progress=False)
     >>> vgfm.tl.simulate(adata, n_cells=20, n_per_interval=2)
     >>> adata.uns["vgfm_trajectories"]["x"].shape
-    (5, 20, 2)
+    (9, 20, 2)
     """
     seed = validate_seed(seed)
     if isinstance(n_per_interval, bool) or not isinstance(n_per_interval, (int, np.integer)) \
@@ -630,11 +630,11 @@ def evaluate(
     Examples
     --------
     >>> import vgfm
-    >>> adata = vgfm.datasets.two_gene_grn(seed=0)
-    >>> model = vgfm.tl.fit(adata, "time", use_rep="X", population_size=[1, 2, 4],
+    >>> adata = vgfm.datasets.two_gene_grn(n_cells_0=50, seed=0)
+    >>> model = vgfm.tl.fit(adata, "time", use_rep="X", population_size=[1, 1.5, 2, 3, 4],
     ...                     stage1_steps=5, stage2_steps=0, progress=False)
     >>> vgfm.tl.evaluate(adata)["label"].tolist()
-    ['1', '2']
+    ['0.5', '1', '1.5', '2']
     """
     for name, value in (("max_cells", max_cells), ("max_start_cells", max_start_cells)):
         if value is None and name == "max_start_cells":
