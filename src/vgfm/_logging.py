@@ -1,6 +1,6 @@
 """Logging of the ``"vgfm"`` logger, following :attr:`scanpy.settings.verbosity`.
 
-While the ``"vgfm"`` logger has no level of its own (the default), a record is emitted only
+While the ``"vgfm"`` logger has the level :data:`FOLLOW_SCANPY` (the default), a record is emitted only
 when scanpy's verbosity admits its level (scanpy's default ``"warning"`` shows warnings and
 errors; ``sc.settings.verbosity = "info"`` shows what every function wrote). Records propagate
 to the root logger as usual; when the application configured no logging at all, they are
@@ -14,10 +14,13 @@ from __future__ import annotations
 import logging
 import sys
 
-__all__ = ["install", "scanpy_level"]
+__all__ = ["FOLLOW_SCANPY", "install", "scanpy_level"]
 
 _LOGGER = logging.getLogger("vgfm")
 _SCANPY_DEFAULT = logging.WARNING
+#: Level of the ``"vgfm"`` logger meaning "follow scanpy's verbosity" (lets every record reach
+#: the filter; any other level set by the user or by pytest's ``caplog`` decides instead).
+FOLLOW_SCANPY = 1
 
 
 def scanpy_level() -> int:
@@ -37,7 +40,7 @@ def scanpy_level() -> int:
 
 class _VerbosityFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if _LOGGER.level != logging.NOTSET:
+        if _LOGGER.level not in (FOLLOW_SCANPY, logging.NOTSET):
             return True  # an explicit level on the logger decides
         return record.levelno >= scanpy_level()
 
@@ -58,6 +61,8 @@ class _FallbackHandler(logging.Handler):
 
 def install() -> None:
     """Attach the verbosity filter and the fallback handler (idempotent)."""
+    if _LOGGER.level == logging.NOTSET:
+        _LOGGER.setLevel(FOLLOW_SCANPY)
     if not any(isinstance(f, _VerbosityFilter) for f in _LOGGER.filters):
         _LOGGER.addFilter(_VerbosityFilter())
     if not any(isinstance(h, _FallbackHandler) for h in _LOGGER.handlers):
