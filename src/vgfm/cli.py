@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from vgfm._data import keys as C
-from vgfm._data._options import METHODS
+from vgfm._core.methods import method_names
 
 logger = logging.getLogger("vgfm")
 
@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="population size of every time point, in time order")
     sizes.add_argument("--population-size-file", default=None, metavar="CSV",
                        help="CSV with the population size of every time point")
-    p.add_argument("--method", choices=METHODS, default="vgfm",
+    p.add_argument("--method", choices=method_names(), default="vgfm",
                    help="vgfm (growth-aware) or otcfm (balanced baseline) (default: %(default)s)")
     p.add_argument("--device", default=None,
                    help="torch device, e.g. cpu or cuda (default: CUDA when available)")

@@ -19,7 +19,6 @@ from vgfm._data import _keys as keys
 from vgfm._data._containers import Data, copy_target, is_mudata, resolve_container
 from vgfm._data._holdout import check_holdout_time
 from vgfm._data._options import (
-    METHODS,
     VELOCITY_KINDS,
     Method,
     VelocityKind,
@@ -38,7 +37,6 @@ from vgfm._data._representation import get_embedding, get_representation
 from vgfm._data._times import TimeMapping, cell_times, cells_per_time, resolve_times
 
 __all__ = [
-    "METHODS",
     "VELOCITY_KINDS",
     "Data",
     "FitRecord",

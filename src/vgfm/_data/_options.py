@@ -12,7 +12,6 @@ import numpy as np
 from vgfm._data._format import is_real_number
 
 __all__ = [
-    "METHODS",
     "VELOCITY_KINDS",
     "Method",
     "VelocityKind",
@@ -22,8 +21,8 @@ __all__ = [
     "validate_seed",
 ]
 
-Method = Literal["vgfm", "otcfm"]
-METHODS: tuple[str, ...] = ("vgfm", "otcfm")
+#: A name in the method table :mod:`vgfm._core.methods` (``"vgfm"``, ``"otcfm"``, …).
+Method = str
 
 VelocityKind = Literal["stream", "grid", "arrows"]
 VELOCITY_KINDS: tuple[str, ...] = ("stream", "grid", "arrows")

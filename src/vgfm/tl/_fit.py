@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vgfm._core.methods import get_method
 from vgfm._core.metrics import relative_mass_error, wasserstein1
 from vgfm._core.ode import grid_times
 from vgfm._core.threads import torch_threads
@@ -21,7 +22,6 @@ from vgfm._data._docs import doc_params
 from vgfm._data._format import fmt_list, format_number, is_real_number
 from vgfm._data._holdout import check_holdout_time
 from vgfm._data._options import (
-    METHODS,
     Method,
     check_finite_time,
     resolve_progress,
@@ -138,7 +138,8 @@ def fit(
     key_added
         Prefix of every field written (letters, digits, ``_``, ``.``, ``-``; see Returns).
     method
-        ``"vgfm"`` (growth-aware) or ``"otcfm"`` (the balanced, growth-free OT-CFM baseline).
+        A method of the table :mod:`vgfm._core.methods`: ``"vgfm"`` (growth-aware) or
+        ``"otcfm"`` (the balanced, growth-free OT-CFM baseline), or one registered there.
     population_size
         Population size per time point (measured counts or relative sizes), as a sequence in
         time order or a dict keyed by time label/value. Default: the values stored by
@@ -194,8 +195,7 @@ def fit(
     >>> adata.obs["vgfm_growth"].shape == (adata.n_obs,)
     True
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    get_method(method)  # the method table names the valid methods
     validate_key(key_added, "key_added")
     seed = validate_seed(seed)
     show_progress = resolve_progress(progress)
