@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 import anndata as ad
+import mudata as md
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +15,7 @@ from scipy import sparse
 import vgfm
 import vgfm.tl._fit
 from vgfm import VGFM
+from vgfm._data import read_record
 
 TINY = {"stage1_steps": 3, "stage2_steps": 0, "hidden": 8, "batch_size": 16}
 
@@ -194,3 +196,47 @@ def test_cell_counts_as_population_size_is_a_warning(caplog):
         fit(a)
     assert "cell counts" not in caplog.text
     assert a.uns["vgfm"]["population_size_source"] == "argument"
+
+
+# ------------------------------------------------------------------ evaluate copy / key_added
+def test_evaluate_key_added_and_copy(fitted, adata_fingerprint, assert_same_adata):
+    a, model = fitted
+    b = a.copy()
+    df = vgfm.tl.evaluate(b, key_added="ev")
+    assert set(b.uns["ev"]) == set(df.columns)
+    np.testing.assert_array_equal(b.uns["ev"]["w1"], df["w1"].to_numpy())
+    assert "evaluation" not in b.uns["vgfm"]
+    before = adata_fingerprint(b)
+    out = vgfm.tl.evaluate(b, copy=True)
+    assert isinstance(out, ad.AnnData)
+    np.testing.assert_array_equal(out.uns["vgfm"]["evaluation"]["w1"], df["w1"].to_numpy())
+    assert_same_adata(before, adata_fingerprint(b))
+
+
+# ------------------------------------------------------------------ the fit record
+def test_fit_record_round_trips_through_h5ad(tmp_path):
+    a = make()
+    fit(a, holdout_time=1.0, seed=5)
+    a.write_h5ad(tmp_path / "a.h5ad")
+    rec = read_record(ad.read_h5ad(tmp_path / "a.h5ad"), "vgfm")
+    assert rec.format_version == 2 and rec.package_version == vgfm.__version__
+    assert (rec.use_rep, rec.time_key, rec.method, rec.seed, rec.dim) == ("X_pca", "time",
+                                                                        "vgfm", 5, 2)
+    assert rec.holdout_label == "1" and rec.time.labels == ("0", "1", "2")
+    np.testing.assert_array_equal(rec.relative_size, [1.0, 1.0, 1.0])
+    assert rec.config["stage1_steps"] == TINY["stage1_steps"]
+    assert "stage1_loss" in rec.history and rec.timings["train"] > 0
+    assert "info" not in rec.model  # the metadata lives once, in the record
+    m = vgfm.get_model(ad.read_h5ad(tmp_path / "a.h5ad"))
+    assert m.info == rec.model_info()
+
+
+def test_pp_reads_a_mudata_modality():
+    a = make()
+    a.obs["day"] = a.obs["time"].map({0.0: "d0", 1.0: "d1", 2.0: "d2"})
+    mdata = md.MuData({"rna": a})
+    vgfm.pp.numeric_time(mdata, "day", mod="rna")
+    np.testing.assert_array_equal(mdata.mod["rna"].obs["day_numeric"], a.obs["time"])
+    vgfm.pp.population_size(mdata, [1, 2, 3], time_key="day", mod="rna")
+    assert "vgfm_population_size" in mdata.mod["rna"].uns
+    vgfm.pp.check_representation(mdata, mod="rna")
