@@ -12,16 +12,16 @@ from matplotlib.collections import LineCollection
 from matplotlib.colors import TwoSlopeNorm, to_rgba
 from matplotlib.legend import Legend
 
-from vgfm._anndata_utils import get_embedding, resolve_container
-from vgfm._constants import (
+from vgfm._data._containers import Data, resolve_container
+from vgfm._data._keys import (
     DEFAULT_KEY,
-    VELOCITY_KINDS,
-    VelocityKind,
     growth_key,
     trajectories_key,
     trajectory_embedding_key,
     velocity_embedding_key,
 )
+from vgfm._data._options import VELOCITY_KINDS, VelocityKind
+from vgfm._data._representation import get_embedding
 from vgfm.pl._grid import smooth_on_grid
 from vgfm.pl._utils import (
     BACKGROUND_GREY,
@@ -50,7 +50,7 @@ __all__ = ["growth", "velocity", "trajectories"]
 # growth
 # --------------------------------------------------------------------------------------------
 def growth(
-    adata: Any,
+    adata: Data,
     *,
     basis: str = "umap",
     key: str = DEFAULT_KEY,
@@ -210,7 +210,7 @@ def _arrow_scale(vectors: np.ndarray, target_length: float) -> float:
 
 
 def velocity(
-    adata: Any,
+    adata: Data,
     *,
     basis: str = "umap",
     key: str = DEFAULT_KEY,
@@ -468,7 +468,7 @@ def _select_paths(
 
 
 def trajectories(
-    adata: Any,
+    adata: Data,
     *,
     basis: str = "umap",
     key: str = DEFAULT_KEY,

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vgfm._anndata_utils import resolve_container
-from vgfm._constants import DEFAULT_KEY, growth_genes_key
+from vgfm._data._containers import Data, resolve_container
+from vgfm._data._keys import DEFAULT_KEY, growth_genes_key
 from vgfm.pl._utils import finish, method_label, new_axes, panels
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ def _rankings(data: Any, key: str) -> dict[str, dict[str, np.ndarray]]:
 
 
 def growth_genes(
-    adata: Any,
+    adata: Data,
     *,
     key: str = DEFAULT_KEY,
     groups: str | Sequence[str] | None = None,

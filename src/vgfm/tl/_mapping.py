@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
-from vgfm._anndata_utils import get_embedding, get_fit_info, get_representation, resolve_container
-from vgfm._constants import (
-    DEFAULT_KEY,
-    trajectories_key,
-    trajectory_embedding_key,
-)
+from vgfm._data._containers import Data, resolve_container
+from vgfm._data._keys import DEFAULT_KEY, trajectories_key, trajectory_embedding_key
+from vgfm._data._record import read_record
+from vgfm._data._representation import get_embedding, get_representation
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -273,18 +271,18 @@ def _off_data(
 # public function
 # --------------------------------------------------------------------------------------------
 def trajectory_embedding(
-    adata: Any,
+    adata: Data,
     *,
     basis: str = "umap",
     key: str = DEFAULT_KEY,
     method: MappingMethod = "auto",
     n_neighbors: int = 15,
-    neighbors_key: str = "neighbors",
+    neighbors: str = "neighbors",
     n_epochs: int = 100,
     seed: int = 0,
     mod: str | None = None,
     copy: bool = False,
-) -> Any | None:
+) -> Data | None:
     """Place simulated states (``uns["<key>_trajectories"]["x"]``) on a 2-D embedding.
 
     Simulated states live in the fitted representation (``uns[key]["params"]["use_rep"]``),
@@ -293,7 +291,7 @@ def trajectory_embedding(
     - ``method="umap"``: UMAP's own out-of-sample transform (the step behind
       :func:`scanpy.tl.ingest` and ``umap.UMAP.transform``), written out here: each state gets
       UMAP membership weights among its nearest observed cells in the fitted representation
-      (as many as ``uns[neighbors_key]["params"]["n_neighbors"]``), starts at their weighted
+      (as many as ``uns[neighbors]["params"]["n_neighbors"]``), starts at their weighted
       mean position and is then moved by gradient steps on UMAP's layout objective
       (parameters ``a``, ``b`` from ``uns["umap"]["params"]``) with the observed cells held
       fixed, so it settles among the cells it resembles instead of between them. It needs
@@ -333,9 +331,9 @@ def trajectory_embedding(
         ``"auto"``, ``"umap"`` or ``"knn"`` (see above).
     n_neighbors
         ``k`` of ``method="knn"``.
-    neighbors_key
-        Key of the :func:`scanpy.pp.neighbors` result whose representation and ``n_neighbors``
-        ``method="umap"`` uses.
+    neighbors
+        ``uns`` entry of the :func:`scanpy.pp.neighbors` result (its ``key_added``, default
+        ``"neighbors"``) whose representation and ``n_neighbors`` ``method="umap"`` uses.
     n_epochs
         Optimisation epochs of ``method="umap"`` (UMAP's transform default for up to 10,000
         cells).
@@ -383,7 +381,7 @@ def trajectory_embedding(
             f"`vgfm.tl.simulate(adata, key={key!r})` first."
         )
     emb = get_embedding(container, basis)
-    use_rep = str(get_fit_info(container, key)["params"]["use_rep"])
+    use_rep = str(read_record(container, key).use_rep)
     rep = get_representation(container, use_rep)
     x = np.asarray(traj["x"], dtype=np.float64)
     if x.ndim != 3 or x.shape[2] != rep.shape[1]:
@@ -398,7 +396,7 @@ def trajectory_embedding(
     chosen = method
     n_cols, reason = (None, "")
     if method in ("auto", "umap"):
-        n_cols, reason = _umap_ready(container, basis, use_rep, d, neighbors_key)
+        n_cols, reason = _umap_ready(container, basis, use_rep, d, neighbors)
         if n_cols is None:
             if method == "umap":
                 raise ValueError(f"method='umap' cannot be used: {reason}.")
@@ -412,7 +410,7 @@ def trajectory_embedding(
     if finite.any():
         if chosen == "umap":
             assert n_cols is not None
-            neigh_params = container.uns[neighbors_key]["params"]
+            neigh_params = container.uns[neighbors]["params"]
             umap_params = container.uns["umap"]["params"]
             k_used = int(neigh_params.get("n_neighbors", 15))
             mapped[finite] = _umap_transform(
