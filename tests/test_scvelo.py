@@ -19,6 +19,13 @@ from vgfm._demo import lift_to_genes
 
 scv = pytest.importorskip("scvelo", reason="scVelo is not installed (pip install scvelo)")
 
+# scVelo 0.3.4 calls anndata APIs that anndata 0.12 deprecates (e.g. `obsm_keys`): third-party
+# warnings, ignored here only
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+]
+
 
 @pytest.fixture(scope="module")
 def fitted_like():
