@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from vgfm._core.methods import get_method
-from vgfm._core.metrics import relative_mass_error, wasserstein1
+from vgfm._core.metrics import relative_mass_error, spread, wasserstein1
 from vgfm._core.ode import grid_times
 from vgfm._core.threads import torch_threads
 from vgfm._core.train import TrainConfig, train
@@ -624,8 +624,12 @@ def evaluate(
     Returns
     -------
     DataFrame with columns ``time``, ``label``, ``w1``, ``w1_se``, ``rme``,
-    ``predicted_size``, ``observed_size``, ``held_out`` (or, with ``copy=True``, the copy
-    holding it as arrays).
+    ``predicted_size``, ``observed_size``, ``held_out``, and the spread of the prediction:
+    ``variance_ratio`` (mass-weighted predicted / observed total variance; below 1 means the
+    prediction has collapsed), ``energy_distance`` (predicted vs observed) and its yardstick
+    ``energy_floor`` (the energy distance between two random halves of the observed snapshot,
+    what a perfect prediction scores by sampling alone) — see
+    :func:`vgfm._core.metrics.spread`.  With ``copy=True`` the copy holding it as arrays.
 
     Examples
     --------
@@ -667,10 +671,13 @@ def evaluate(
                 f"evaluate: non-finite result at time {record.time_labels[k]!r} (W1 {w.value}, "
                 f"predicted size {pred}); the model's growth overflows there."
             )
+        sp = spread(xs[k], y, m, max_cells=min(max_cells, 2000), seed=k)
         rows.append({
             "time": float(times[k]), "label": str(record.time_labels[k]),
             "w1": w.value, "w1_se": w.se, "rme": relative_mass_error(pred, rel[k]),
             "predicted_size": pred, "observed_size": float(rel[k]), "held_out": bool(held[k]),
+            "variance_ratio": sp.variance_ratio, "energy_distance": sp.energy_distance,
+            "energy_floor": sp.energy_floor,
         })
     df = pd.DataFrame(rows)
     table = {c: df[c].to_numpy() for c in df.columns}
