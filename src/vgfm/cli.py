@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vgfm._data import keys as C
 from vgfm._core.methods import method_names
+from vgfm._data import keys as C
 
 logger = logging.getLogger("vgfm")
 
