@@ -695,12 +695,13 @@ def check_writable_path(path: str | Path, *, what: str = "output file",
     return p
 
 
-def atomic_write(path: str | Path, write: Callable[[Any], None], *,
-                 overwrite: bool = True, binary: bool | None = True) -> Path:
+def atomic_write(path: str | Path, write: Callable[[Any], Any], *,
+                 overwrite: bool = True, binary: bool | None = True,
+                 suffix: str = "") -> Path:
     """Write a file through a temporary file in the same folder, then move it into place.
 
     ``write`` receives an open file object (or, with ``binary=None``, nothing is opened and it
-    receives the temporary path). The temporary file is flushed to disk and renamed over
+    receives the temporary path, whose name ends in ``suffix``). The temporary file is flushed to disk and renamed over
     ``path`` with :func:`os.replace` (atomic on POSIX and Windows), so readers see either the
     old file or the complete new one, never a partial file; on any error or interruption the
     temporary file is removed and ``path`` is left as it was. With ``overwrite=False`` the
@@ -715,7 +716,7 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], *,
     b'data'
     """
     target = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}",
                                     dir=target.parent)
     tmp = Path(tmp_name)
     try:
