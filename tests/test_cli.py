@@ -563,3 +563,36 @@ def test_evaluate_output(tmp_path: Path, files: dict[str, Path],
     records = json.loads(proc.stdout)
     np.testing.assert_allclose(stored["w1"], [r["w1"] for r in records], rtol=1e-9)
     assert list(stored["label"]) == LABELS[1:]
+
+
+def test_growth_vs_truth_one_colour_scale() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vgfm._demo import growth_vs_truth
+
+    rng = np.random.default_rng(0)
+    n = 90
+    adata = ad.AnnData(
+        X=np.zeros((n, 2), np.float32),
+        obs=pd.DataFrame({
+            "day": pd.Categorical(np.repeat(["day 0", "day 1", "day 2"], 30)),
+            "true_growth": rng.uniform(-0.2, 0.8, n),
+            "vgfm_growth": rng.normal(0.3, 1.5, n),  # wider range than the truth
+        }, index=[f"c{i}" for i in range(n)]),
+    )
+    adata.obsm["X_umap"] = rng.normal(size=(n, 2))
+    fig = growth_vs_truth(adata)
+    try:
+        true_map, learned_map, scatter = fig.axes[:3]
+        norms = [ax.collections[0].norm for ax in (true_map, learned_map)]
+        assert norms[0] is norms[1]  # one colour scale for both maps
+        lim = np.abs(adata.obs["true_growth"]).max()
+        assert (norms[0].vmin, norms[0].vmax) == pytest.approx((-lim, lim))
+        np.testing.assert_allclose(np.sort(learned_map.collections[0].get_array()),
+                                   np.sort(adata.obs["vgfm_growth"]))
+        assert len(fig.axes) == 4  # three panels and a single colour bar
+    finally:
+        plt.close(fig)

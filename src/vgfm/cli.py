@@ -522,51 +522,13 @@ def _cmd_plot(args: argparse.Namespace, progress: bool) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
+    from vgfm._figures import standard_figures
 
-    import vgfm
-    from vgfm._anndata_utils import get_fit_info, resolve_container
-
+    _check_path(str(Path(args.output) / "figure.png"), "figure")  # FIGDIR must be a folder
     data = _read(args.input, args.mod)
-    container = resolve_container(data, args.mod)
-    params = get_fit_info(container, args.key)["params"]
-    basis = args.basis or "umap"
-    emb_key = C.basis_key(basis)
-    has_basis = emb_key in container.obsm
-    if args.basis is not None and not has_basis:
-        raise KeyError(f"adata.obsm[{emb_key!r}] (the --basis embedding) is missing; available "
-                       f"obsm keys: {list(container.obsm.keys())}")
-    outdir = Path(args.output)
-    outdir.mkdir(parents=True, exist_ok=True)
-    name = basis.removeprefix("X_")
-    common = {"key": args.key, "mod": args.mod, "show": False}
-    color = params.get("time_key") or None
-    if color is not None and color not in container.obs:
-        color = None
-    jobs: list[tuple[str, Any, dict[str, Any]]] = []
-    if has_basis:
-        growth = np.abs(np.asarray(container.obs[C.growth_key(args.key)], dtype=float))
-        growth = growth[np.isfinite(growth)]
-        # colour limit at the 99th percentile of |g| (as in `vgfm demo`): a few extreme cells
-        # must not wash out the rest
-        vmax = float(np.quantile(growth, 0.99)) if growth.size else None
-        jobs += [(f"growth_{name}.png", vgfm.pl.growth,
-                  {"basis": basis, "vmax": vmax if vmax else None}),
-                 (f"velocity_{name}.png", vgfm.pl.velocity, {"basis": basis, "color": color})]
-        if C.trajectories_key(args.key) in container.uns:
-            jobs.append((f"trajectories_{name}.png", vgfm.pl.trajectories,
-                         {"basis": basis, "color": color}))
-        else:
-            logger.info("no uns[%r]: skipping the trajectory plot (run `vgfm simulate` first)",
-                        C.trajectories_key(args.key))
-    else:
-        logger.warning("obsm[%r] is missing: skipping the growth, velocity and trajectory "
-                       "plots (compute a UMAP or pass --basis)", emb_key)
-    jobs += [("mass.png", vgfm.pl.mass, {}), ("history.png", vgfm.pl.history, {})]
-    for filename, plot, kwargs in jobs:
-        ax = plot(data, save=outdir / filename, **common, **kwargs)
-        plt.close(ax.figure)
+    written = standard_figures(data, args.output, key=args.key, basis=args.basis, mod=args.mod)
+    for path in written.values():
+        logger.info("wrote %s", path)
     return 0
 
 

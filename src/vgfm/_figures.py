@@ -1,0 +1,128 @@
+"""The standard figures of a fitted file, shared by ``vgfm plot`` and ``vgfm demo``.
+
+One recipe (:func:`standard_figures`) so that the command line and the demo draw the same
+figures with the same options; it only calls the public :mod:`vgfm.pl` functions.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from vgfm import _constants as C
+from vgfm import pl
+from vgfm._anndata_utils import resolve_container
+
+logger = logging.getLogger("vgfm")
+
+__all__ = ["standard_figures", "N_TRAJECTORIES"]
+
+#: Simulated paths drawn in the trajectory figure (a readable subset of all simulated cells).
+N_TRAJECTORIES = 100
+
+
+def _time_key(container: Any, key: str) -> str | None:
+    """The time column of the fit, when it is still in ``obs`` (used to colour cells)."""
+    record = container.uns.get(key, {})
+    params = record.get("params", {}) if hasattr(record, "get") else {}
+    time_key = params.get("time_key") if hasattr(params, "get") else None
+    if time_key and str(time_key) in container.obs:
+        return str(time_key)
+    return None
+
+
+def standard_figures(
+    adata: Any,
+    output_dir: str | Path,
+    *,
+    key: str = C.DEFAULT_KEY,
+    basis: str | None = None,
+    n_paths: int = N_TRAJECTORIES,
+    seed: int = 0,
+    mod: str | None = None,
+) -> dict[str, Path]:
+    """Write the standard figures of a fitted AnnData/MuData as PNG files.
+
+    ``growth_<basis>.png`` (:func:`vgfm.pl.growth`, its default colour limit),
+    ``velocity_<basis>.png`` (:func:`vgfm.pl.velocity`) and, after :func:`vgfm.tl.simulate`,
+    ``trajectories_<basis>.png`` (:func:`vgfm.pl.trajectories`, ``n_paths`` paths) when the
+    embedding exists; ``mass.png`` (:func:`vgfm.pl.mass`) and ``history.png``
+    (:func:`vgfm.pl.history`) always. Cells are coloured by the fit's time column.
+
+    Parameters
+    ----------
+    adata
+        Data after :func:`vgfm.tl.fit` (and optionally :func:`vgfm.tl.simulate`).
+    output_dir
+        Folder receiving the PNG files (created if needed; files of the same name are
+        replaced).
+    key
+        The ``key_added`` of the fit.
+    basis
+        Embedding (``obsm["X_<basis>"]``) of the growth, velocity and trajectory figures.
+        ``None``: ``"umap"``, and those figures are skipped with a WARNING when
+        ``obsm["X_umap"]`` is missing; a named basis that is missing raises.
+    n_paths
+        Simulated paths drawn in the trajectory figure.
+    seed
+        Seed of the choice of the drawn paths.
+    mod
+        For a MuData: the modality holding the fields.
+
+    Returns
+    -------
+    dict
+        Figure name (``"growth"``, ``"velocity"``, ``"trajectories"``, ``"mass"``,
+        ``"history"``) → path of the PNG written.
+
+    Raises
+    ------
+    KeyError
+        If ``basis`` is given and ``obsm["X_<basis>"]`` is missing, or the fit is missing.
+
+    Examples
+    --------
+    >>> from vgfm._figures import standard_figures
+    >>> paths = standard_figures(adata, "figures/")  # doctest: +SKIP
+    >>> sorted(paths)                                # doctest: +SKIP
+    ['growth', 'history', 'mass', 'trajectories', 'velocity']
+    """
+    import matplotlib.pyplot as plt
+
+    container = resolve_container(adata, mod)
+    if key not in container.uns:
+        raise KeyError(f"adata.uns[{key!r}] is missing: this data holds no VGFM fit under "
+                       f"key {key!r}; run `vgfm.tl.fit` (or `vgfm fit`) first.")
+    name = (basis or "umap").removeprefix("X_")
+    emb_key = C.basis_key(name)
+    has_basis = emb_key in container.obsm
+    if basis is not None and not has_basis:
+        raise KeyError(f"adata.obsm[{emb_key!r}] (the basis of the figures) is missing; "
+                       f"available obsm keys: {list(container.obsm.keys())}")
+    outdir = Path(output_dir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    color = _time_key(container, key)
+    common: dict[str, Any] = {"key": key, "mod": mod, "show": False}
+    jobs: list[tuple[str, str, Any, dict[str, Any]]] = []
+    if has_basis:
+        jobs += [("growth", f"growth_{name}.png", pl.growth, {"basis": name}),
+                 ("velocity", f"velocity_{name}.png", pl.velocity,
+                  {"basis": name, "color": color})]
+        if C.trajectories_key(key) in container.uns:
+            jobs.append(("trajectories", f"trajectories_{name}.png", pl.trajectories,
+                         {"basis": name, "color": color, "n_paths": n_paths, "seed": seed}))
+        else:
+            logger.info("no uns[%r]: skipping the trajectory figure (run vgfm.tl.simulate or "
+                        "`vgfm simulate` first)", C.trajectories_key(key))
+    else:
+        logger.warning("obsm[%r] is missing: skipping the growth, velocity and trajectory "
+                       "figures (compute a UMAP, or name another basis)", emb_key)
+    jobs += [("mass", "mass.png", pl.mass, {}), ("history", "history.png", pl.history, {})]
+    written: dict[str, Path] = {}
+    for label, filename, plot, kwargs in jobs:
+        path = outdir / filename
+        ax = plot(adata, save=path, **common, **kwargs)
+        plt.close(ax.figure)
+        written[label] = path
+    return written
