@@ -27,7 +27,7 @@ $(BIN)/python:
 $(VENV)/.torch: | $(BIN)/python
 	@if [ -n "$(TORCH_INDEX_URL)" ] && $(PIP) install --quiet --timeout $(TORCH_INDEX_TIMEOUT) \
 	    --retries 0 --index-url "$(TORCH_INDEX_URL)" "$(TORCH_SPEC)"; then \
-	  echo "installed $(TORCH_SPEC) from $(TORCH_INDEX_URL)"; \
+	  echo "installed $(TORCH_SPEC) with --index-url $(TORCH_INDEX_URL)"; \
 	else \
 	  echo "$(TORCH_SPEC) not installed from '$(TORCH_INDEX_URL)'; using the default package index"; \
 	  $(PIP) install --quiet "$(TORCH_SPEC)"; \
