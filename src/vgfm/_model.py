@@ -127,7 +127,14 @@ class VGFM:
                 f"states have shape {x.shape}; this model was fitted on {self.dim}-dimensional "
                 f"{self.use_rep!r}. Pass cells in the same representation."
             )
-        t_arr = np.broadcast_to(np.asarray(t, dtype=np.float32), (len(x),)).copy()  # writable
+        t64 = np.asarray(t, dtype=np.float64)
+        if not np.isfinite(t64).all():
+            raise ValueError(
+                "t (the time of the cells) contains NaN or infinite values; pass finite times "
+                f"within the fitted range [{self.times[0]:g}, {self.times[-1]:g}]."
+            )
+        self._warn_outside_times(t64)
+        t_arr = np.broadcast_to(t64.astype(np.float32), (len(x),)).copy()  # writable
         dev = resolve_device(device)
         fld = self.field.to(dev)
         vs, gs = [], []
@@ -164,18 +171,36 @@ class VGFM:
             raise ValueError(
                 f"start states have shape {x0.shape}; the model expects (n, {self.dim})."
             )
+        t_list = [float(v) for v in t_eval]
+        if not t_list or not np.isfinite(t_list).all():
+            raise ValueError(f"t_eval must hold finite times, got {t_list!r}")
+        if any(b <= a for a, b in zip(t_list[:-1], t_list[1:])):
+            raise ValueError(f"t_eval must be strictly increasing, got {t_list!r}")
+        self._warn_outside_times(np.asarray(t_list))
         dev = resolve_device(device)
         fld = self.field.to(dev)
         xs, lms = [], []
         with torch.no_grad():
             for s in range(0, len(x0), batch_size):
                 xb = torch.from_numpy(np.ascontiguousarray(x0[s : s + batch_size])).to(dev)
-                x, lm = integrate(fld, xb, list(map(float, t_eval)),
-                                  n_steps=self.config.ode_steps)
+                x, lm = integrate(fld, xb, t_list, n_steps=self.config.ode_steps)
                 xs.append(x.cpu().numpy())
                 lms.append(lm.cpu().numpy())
         self.field.cpu()
         return np.concatenate(xs, axis=1), np.concatenate(lms, axis=1)
+
+    def _warn_outside_times(self, t: np.ndarray) -> None:
+        """Log a WARNING when times lie outside the fitted range (the model extrapolates)."""
+        if t.size == 0 or "times" not in self.info:
+            return
+        lo, hi = float(self.times[0]), float(self.times[-1])
+        tol = 1e-6 * max(hi - lo, 1e-12)
+        t_min, t_max = float(np.min(t)), float(np.max(t))
+        if t_min < lo - tol or t_max > hi + tol:
+            logger.warning(
+                "times %g to %g reach outside the fitted time range [%g, %g]: the model "
+                "extrapolates there (velocity and growth are not constrained by data, and "
+                "masses can grow without bound)", t_min, t_max, lo, hi)
 
     # ------------------------------------------------------------------ training
     @classmethod
