@@ -215,6 +215,7 @@ class VGFM:
         seed: int = 0,
         device: str | torch.device | None = None,
         progress: bool = False,
+        source_prior: Sequence[np.ndarray | None] | None = None,
         info: dict[str, Any] | None = None,
         loadings: np.ndarray | None = None,
         feature_names: Sequence[str] | None = None,
@@ -245,6 +246,8 @@ class VGFM:
             Torch device; ``None`` picks CUDA when available.
         progress
             Show progress bars.
+        source_prior
+            Prior on the source masses, passed to :func:`~vgfm._core.train.train`.
         info
             Extra entries of :attr:`info`, e.g. ``use_rep``, ``time_key`` and ``time_labels``
             (defaults: ``"X"``, ``""`` and the times as strings).
@@ -273,7 +276,8 @@ class VGFM:
         """
         cfg = config or TrainConfig()
         result = train(snapshots, times, population_size=population_size, holdout=holdout,
-                       config=cfg, seed=seed, device=device, progress=progress)
+                       source_prior=source_prior, config=cfg, seed=seed, device=device,
+                       progress=progress)
         arrays = [np.asarray(s.detach().cpu() if isinstance(s, torch.Tensor) else s)
                   for s in snapshots]
         counts = np.array([len(a) for a in arrays], dtype=np.int64)
@@ -295,7 +299,7 @@ class VGFM:
         fingerprint = representation_fingerprint(
             np.concatenate(arrays, axis=0), loadings=loadings, feature_names=feature_names)
         training = {"seconds": float(result.seconds), "best_step": int(result.best_step),
-                    **{k: float(v) for k, v in result.extra.items()}}
+                    **_jsonable(dict(result.extra))}
         return cls(result.field, config=cfg, info=record, history=result.history,
                    fingerprint=fingerprint, training=training)
 
@@ -337,7 +341,8 @@ class VGFM:
             dim = int(info["dim"])
             fld = VelocityGrowthField(
                 dim, center=torch.zeros(dim), scale=1.0, t_start=0.0, t_span=1.0,
-                hidden=cfg.hidden, n_layers=cfg.n_layers, growth=cfg.method == "vgfm",
+                hidden=cfg.hidden, n_layers=cfg.n_layers,
+                growth=any(k.startswith("growth_net.") for k in state),
             )
             fld.load_state_dict(state)
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
