@@ -1,7 +1,8 @@
 """The standard figures of a fitted file, shared by ``vgfm plot`` and ``vgfm demo``.
 
 One recipe (:func:`standard_figures`) so that the command line and the demo draw the same
-figures with the same options; it only calls the public :mod:`vgfm.pl` functions.
+figures with the same options. It calls the public :mod:`vgfm.pl` functions, after deriving
+with :mod:`vgfm.tl` the fields they read when those are missing.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from vgfm import _constants as C
-from vgfm import pl
+from vgfm import pl, tl
 from vgfm._anndata_utils import resolve_container
 
 logger = logging.getLogger("vgfm")
@@ -48,7 +49,9 @@ def standard_figures(
     ``velocity_<basis>.png`` (:func:`vgfm.pl.velocity`) and, after :func:`vgfm.tl.simulate`,
     ``trajectories_<basis>.png`` (:func:`vgfm.pl.trajectories`, ``n_paths`` paths) when the
     embedding exists; ``mass.png`` (:func:`vgfm.pl.mass`) and ``history.png``
-    (:func:`vgfm.pl.history`) always. Cells are coloured by the fit's time column.
+    (:func:`vgfm.pl.history`) always. Cells are coloured by the fit's time column. A missing
+    velocity projection ``obsm["<key>_velocity_<basis>"]`` is computed first with
+    :func:`vgfm.tl.velocity_embedding` (written to ``adata``).
 
     Parameters
     ----------
@@ -106,6 +109,10 @@ def standard_figures(
     common: dict[str, Any] = {"key": key, "mod": mod, "show": False}
     jobs: list[tuple[str, str, Any, dict[str, Any]]] = []
     if has_basis:
+        # plots only draw: derive the velocity projection they read when it is missing (in
+        # memory; the caller decides whether the data is written back)
+        if C.velocity_embedding_key(key, name) not in container.obsm:
+            tl.velocity_embedding(adata, basis=name, key=key, mod=mod)
         jobs += [("growth", f"growth_{name}.png", pl.growth, {"basis": name}),
                  ("velocity", f"velocity_{name}.png", pl.velocity,
                   {"basis": name, "color": color})]
