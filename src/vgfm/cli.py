@@ -440,6 +440,10 @@ def _cmd_fit(args: argparse.Namespace, progress: bool) -> int:
     _check_path(args.output, "output file")
     if args.save_model:
         _check_path(args.save_model, "--save-model file")
+        if Path(args.save_model).resolve() in (Path(args.output).resolve(),
+                                                 Path(args.input).resolve()):
+            raise ValueError(f"--save-model {args.save_model!r} names the input or output data "
+                             "file; give the model its own file (e.g. model.pt)")
     data = _read(args.input, args.mod)
     _check_output(data, args.output)
     time_options: dict[str, Any] = {}
