@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -176,7 +177,7 @@ class _Payload:
         self.marker = marker
 
     def __reduce__(self):
-        return (open, (str(self.marker), "w"))
+        return (os.mkdir, (str(self.marker),))
 
 
 @pytest.mark.parametrize("kind", ["torch_zip", "raw_pickle"])
@@ -328,8 +329,12 @@ def test_compare_fingerprints_without_loadings_on_one_side():
 
 def test_h5ad_record_carries_fingerprint(fitted, tmp_path):
     adata, model = fitted
+    from vgfm._data import FitRecord
+
     a = adata.copy()
-    a.uns["vgfm"] = {"model": model.to_dict()}
+    record = FitRecord.from_model_info(model.info, model.config.to_dict())
+    record.model = {k: v for k, v in model.to_dict().items() if k != "info"}
+    a.uns["vgfm"] = record.to_uns()  # as vgfm.tl.fit stores it
     path = tmp_path / "f.h5ad"
     a.write_h5ad(path)
     back = VGFM.from_adata(ad.read_h5ad(path))

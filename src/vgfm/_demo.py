@@ -17,6 +17,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+import vgfm
+from vgfm._data._record import read_record
+from vgfm._figures import N_TRAJECTORIES, standard_figures
+from vgfm._model import atomic_write
+from vgfm.pl._utils import _default_palette
+
 if TYPE_CHECKING:
     from anndata import AnnData
 
@@ -188,8 +194,6 @@ def growth_vs_truth(adata: AnnData) -> Any:
     import matplotlib.pyplot as plt
     from matplotlib.colors import TwoSlopeNorm
 
-    from vgfm.pl._utils import _default_palette
-
     learned = np.asarray(adata.obs["vgfm_growth"], dtype=float)
     true = np.asarray(adata.obs["true_growth"], dtype=float)
     emb = np.asarray(adata.obsm["X_umap"])
@@ -294,10 +298,6 @@ def _run_demo(
 ) -> dict[str, Any]:
     import scanpy as sc
 
-    import vgfm
-    from vgfm._figures import N_TRAJECTORIES, standard_figures
-    from vgfm._model import atomic_write
-
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
 
@@ -365,7 +365,7 @@ def _growth_check(adata: AnnData) -> pd.DataFrame:
 def _evaluation_markdown(
     adata: AnnData, evaluation: pd.DataFrame, rho: float, seconds: float, fast: bool
 ) -> str:
-    params = adata.uns["vgfm"]["params"]
+    params = read_record(adata, "vgfm").params
     counts = adata.obs["day"].value_counts(sort=False)
     cells = ", ".join(f"{k}: {v}" for k, v in counts.items())
     lines = [

@@ -11,9 +11,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from vgfm import _constants as C
 from vgfm import pl, tl
-from vgfm._anndata_utils import resolve_container
+from vgfm._data import keys as C
+from vgfm._data import read_record, resolve_container
 
 logger = logging.getLogger("vgfm")
 
@@ -25,9 +25,7 @@ N_TRAJECTORIES = 100
 
 def _time_key(container: Any, key: str) -> str | None:
     """The time column of the fit, when it is still in ``obs`` (used to colour cells)."""
-    record = container.uns.get(key, {})
-    params = record.get("params", {}) if hasattr(record, "get") else {}
-    time_key = params.get("time_key") if hasattr(params, "get") else None
+    time_key = read_record(container, key).time_key
     if time_key and str(time_key) in container.obs:
         return str(time_key)
     return None
@@ -94,9 +92,7 @@ def standard_figures(
     import matplotlib.pyplot as plt
 
     container = resolve_container(adata, mod)
-    if key not in container.uns:
-        raise KeyError(f"adata.uns[{key!r}] is missing: this data holds no VGFM fit under "
-                       f"key {key!r}; run `vgfm.tl.fit` (or `vgfm fit`) first.")
+    color = _time_key(container, key)  # raises KeyError, naming vgfm.tl.fit, without a fit
     name = (basis or "umap").removeprefix("X_")
     emb_key = C.basis_key(name)
     has_basis = emb_key in container.obsm
@@ -105,7 +101,6 @@ def standard_figures(
                        f"available obsm keys: {list(container.obsm.keys())}")
     outdir = Path(output_dir)
     outdir.mkdir(parents=True, exist_ok=True)
-    color = _time_key(container, key)
     common: dict[str, Any] = {"key": key, "mod": mod, "show": False}
     jobs: list[tuple[str, str, Any, dict[str, Any]]] = []
     if has_basis:

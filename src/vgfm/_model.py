@@ -18,10 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from vgfm import _constants as C
 from vgfm._core.networks import VelocityGrowthField
 from vgfm._core.ode import integrate
 from vgfm._core.train import TrainConfig, resolve_device, train
+from vgfm._data import keys
+from vgfm._data._containers import resolve_container
+from vgfm._data._record import read_record
 
 logger = logging.getLogger("vgfm")
 
@@ -323,9 +325,11 @@ class VGFM:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], history: dict | None = None, *,
+    def from_dict(cls, d: dict[str, Any], history: dict | None = None,
+                  info: dict[str, Any] | None = None, *,
                   source: str = "the model record") -> VGFM:
-        """Inverse of :meth:`to_dict`; ``source`` names the origin in error messages.
+        """Inverse of :meth:`to_dict`; ``info`` replaces the stored metadata (fit record) and
+        ``source`` names the origin in error messages.
 
         Examples
         --------
@@ -334,7 +338,7 @@ class VGFM:
         version = _check_version(d.get("format_version", 1), source)
         try:
             cfg = TrainConfig(**json.loads(str(d["config"])))
-            info = json.loads(str(d["info"]))
+            info = json.loads(str(d["info"])) if info is None else dict(info)
             fingerprint = json.loads(str(d.get("fingerprint") or "{}")) or None
             training = json.loads(str(d.get("training") or "{}"))
             state = {k: torch.as_tensor(np.asarray(v)) for k, v in d["state"].items()}
@@ -355,7 +359,8 @@ class VGFM:
                    training=training)
 
     @classmethod
-    def from_adata(cls, adata: Any, key: str = C.DEFAULT_KEY, *, mod: str | None = None) -> VGFM:
+    def from_adata(cls, adata: Any, key: str = keys.DEFAULT_KEY, *,
+                   mod: str | None = None) -> VGFM:
         """Rebuild the model that :func:`vgfm.tl.fit` stored in ``adata.uns[key]``.
 
         Examples
@@ -363,15 +368,14 @@ class VGFM:
         >>> adata = anndata.read_h5ad("fitted.h5ad")  # doctest: +SKIP
         >>> model = vgfm.VGFM.from_adata(adata)       # doctest: +SKIP
         """
-        from vgfm._anndata_utils import resolve_container
-
         data = resolve_container(adata, mod)
         if key not in data.uns or "model" not in data.uns[key]:
             raise KeyError(
                 f"adata.uns[{key!r}] holds no fitted VGFM model; run vgfm.tl.fit(adata, "
                 f"key_added={key!r}) first (or pass the model object)."
             )
-        model = cls.from_dict(data.uns[key]["model"], history=data.uns[key].get("history"),
+        record = read_record(data, key)
+        model = cls.from_dict(record.model, history=record.history, info=record.model_info(),
                               source=f"adata.uns[{key!r}]['model']")
         model.check_adata(data)
         return model
@@ -483,8 +487,6 @@ class VGFM:
             source=f"model file {str(p)!r}",
         )
         if adata is not None:
-            from vgfm._anndata_utils import resolve_container
-
             model.check_adata(resolve_container(adata, mod))
         return model
 

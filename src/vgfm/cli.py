@@ -18,8 +18,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vgfm import _constants as C
-
 logger = logging.getLogger("vgfm")
 
 #: Exceptions that stem from bad input files or options; reported in one line, exit status 2.
@@ -143,8 +141,8 @@ def _global_flags(suppress: bool) -> argparse.ArgumentParser:
     return parent
 
 
-def _add_key(p: argparse.ArgumentParser, help_text: str) -> None:
-    p.add_argument("--key", default=C.DEFAULT_KEY, metavar="KEY",
+def _add_key(p: argparse.ArgumentParser, help_text: str, default: str) -> None:
+    p.add_argument("--key", default=default, metavar="KEY",
                    help=f"{help_text} (default: %(default)s)")
 
 
@@ -169,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     True
     """
     from vgfm import __version__
+
+    # imported here, not at module level: `vgfm --version` answers before they are needed
+    # (vgfm._data loads anndata, vgfm._core loads torch)
+    from vgfm._core.methods import method_names
+    from vgfm._data import keys as C
 
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
@@ -210,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="population size of every time point, in time order")
     sizes.add_argument("--population-size-file", default=None, metavar="CSV",
                        help="CSV with the population size of every time point")
-    p.add_argument("--method", choices=C.METHODS, default="vgfm",
+    p.add_argument("--method", choices=method_names(), default="vgfm",
                    help="vgfm (growth-aware) or otcfm (balanced baseline) (default: %(default)s)")
     p.add_argument("--device", default=None,
                    help="torch device, e.g. cpu or cuda (default: CUDA when available)")
@@ -231,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=_SIMULATE_EXAMPLES, formatter_class=fmt, parents=flags)
     p.add_argument("input", metavar="IN", help="fitted .h5ad (or .h5mu) file")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file")
-    _add_key(p, "key of the fit")
+    _add_key(p, "key of the fit", C.DEFAULT_KEY)
     p.add_argument("--start-time", default=None, metavar="T",
                    help="time point (label or value) whose cells start (default: the first)")
     p.add_argument("--n-cells", type=int, default=None, metavar="N",
@@ -247,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Evaluate a fitted model against the observed snapshots.",
                        epilog=_EVALUATE_EXAMPLES, formatter_class=fmt, parents=flags)
     p.add_argument("input", metavar="IN", help="fitted .h5ad (or .h5mu) file")
-    _add_key(p, "key of the fit")
+    _add_key(p, "key of the fit", C.DEFAULT_KEY)
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     p.add_argument("-o", "--output", default=None, metavar="OUT",
                    help="also write the data with uns[KEY]['evaluation'] to OUT (may equal "
@@ -263,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--basis", default=None,
                    help="embedding of the growth/velocity/trajectory plots (default: umap, "
                         "skipped when obsm['X_umap'] is missing)")
-    _add_key(p, "key of the fit")
+    _add_key(p, "key of the fit", C.DEFAULT_KEY)
     _add_mod(p)
     p.set_defaults(handler=_cmd_plot)
 
@@ -618,6 +621,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> main(["fit", "data.h5ad", "--time-key", "day", "-o", "fitted.h5ad"])  # doctest: +SKIP
     0
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    leading = []
+    for token in argv:  # global flags before the subcommand
+        if not token.startswith("-"):
+            break
+        leading.append(token)
+    if "--version" in leading:  # answered without importing the library (no torch, scanpy)
+        from vgfm import __version__
+
+        print(f"vgfm {__version__}")
+        return 0
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
