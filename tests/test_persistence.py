@@ -348,19 +348,16 @@ def test_public_name():
 
 
 # ------------------------------------------------------------------------------ prediction
-def test_non_finite_times_refused_and_extrapolation_warned(fitted, caplog):
+def test_non_finite_or_unordered_times_refused(fitted):
     adata, model = fitted
     x = adata.obsm["X_pca"][:5]
     with pytest.raises(ValueError, match="NaN or infinite"):
         model.predict(x, np.nan)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model.predict(x, np.array([0.0, 1.0, np.inf, 1.0, 1.0]))
     with pytest.raises(ValueError, match="finite"):
         model.simulate(x, [0.0, np.inf])
     with pytest.raises(ValueError, match="increasing"):
         model.simulate(x, [1.0, 0.5])
-    with caplog.at_level(logging.WARNING, logger="vgfm"):
-        model.predict(x, 1.0)
-        model.simulate(x, [0.0, 2.0])
-    assert not caplog.records
-    with caplog.at_level(logging.WARNING, logger="vgfm"):
-        model.simulate(x, [0.0, 1000.0])
-    assert any("outside the fitted time range [0, 2]" in r.getMessage() for r in caplog.records)
+    xs, lms = model.simulate(x, [0.0, 2.0])
+    assert xs.shape == (2, 5, 3) and np.isfinite(xs).all() and np.isfinite(lms).all()

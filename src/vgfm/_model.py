@@ -135,7 +135,6 @@ class VGFM:
                 "t (the time of the cells) contains NaN or infinite values; pass finite times "
                 f"within the fitted range [{self.times[0]:g}, {self.times[-1]:g}]."
             )
-        self._warn_outside_times(t64)
         t_arr = np.broadcast_to(t64.astype(np.float32), (len(x),)).copy()  # writable
         dev = resolve_device(device)
         fld = self.field.to(dev)
@@ -178,7 +177,6 @@ class VGFM:
             raise ValueError(f"t_eval must hold finite times, got {t_list!r}")
         if any(b <= a for a, b in zip(t_list[:-1], t_list[1:])):
             raise ValueError(f"t_eval must be strictly increasing, got {t_list!r}")
-        self._warn_outside_times(np.asarray(t_list))
         dev = resolve_device(device)
         fld = self.field.to(dev)
         xs, lms = [], []
@@ -190,19 +188,6 @@ class VGFM:
                 lms.append(lm.cpu().numpy())
         self.field.cpu()
         return np.concatenate(xs, axis=1), np.concatenate(lms, axis=1)
-
-    def _warn_outside_times(self, t: np.ndarray) -> None:
-        """Log a WARNING when times lie outside the fitted range (the model extrapolates)."""
-        if t.size == 0 or "times" not in self.info:
-            return
-        lo, hi = float(self.times[0]), float(self.times[-1])
-        tol = 1e-6 * max(hi - lo, 1e-12)
-        t_min, t_max = float(np.min(t)), float(np.max(t))
-        if t_min < lo - tol or t_max > hi + tol:
-            logger.warning(
-                "times %g to %g reach outside the fitted time range [%g, %g]: the model "
-                "extrapolates there (velocity and growth are not constrained by data, and "
-                "masses can grow without bound)", t_min, t_max, lo, hi)
 
     # ------------------------------------------------------------------ training
     @classmethod
