@@ -233,6 +233,7 @@ RECORD_ENTRIES: tuple[str, ...] = (
     "population_size_source",
     "relative_size",
     "held_out",
+    "growth_last_time",
     "history",
     "train_seconds",
     "timing",
