@@ -2,9 +2,17 @@
 
 from vgfm.tl._diagnostics import coupling_diagnostic
 from vgfm.tl._embedding import gene_velocity, growth_genes, velocity_embedding
+from vgfm.tl._fates import cluster_transitions
+from vgfm.tl._fates import fates
+from vgfm.tl._fates import fit_stochastic
+from vgfm.tl._fates import simulate_stochastic
 from vgfm.tl._fit import evaluate, fit, simulate, velocity
 
 __all__ = [
+    "cluster_transitions",
+    "fates",
+    "fit_stochastic",
+    "simulate_stochastic",
     "coupling_diagnostic",
     "evaluate",
     "fit",
