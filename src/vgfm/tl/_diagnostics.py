@@ -146,7 +146,7 @@ def coupling_diagnostic(
         for lam in values:
             gen = torch.Generator().manual_seed(int(seed))
             cp = couple_interval(
-                x0, x1, mass0=a_tot, mass1=b_tot, dt=t1 - t0, reg=eps, reg_m=lam,
+                x0, x1, mass0=a_tot, mass1=b_tot, dt=t1 - t0, options={"reg": eps, "reg_m": lam}, 
                 max_block=max(len(x0), len(x1)), max_blocks=1, generator=gen,
             )
             plan = cp.plans[0].double()
