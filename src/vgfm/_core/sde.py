@@ -59,8 +59,9 @@ from __future__ import annotations
 
 import math
 import time as _time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -250,8 +251,8 @@ def train_score(
     snapshots: Sequence[np.ndarray | torch.Tensor],
     times: Sequence[float],
     *,
-    reg: float,
-    reg_m: float,
+    solver: str = "semi_relaxed",
+    options: Mapping[str, Any] | None = None,
     population_size: Sequence[float] | None = None,
     sigma: float | None = None,
     floor: float,
@@ -269,7 +270,7 @@ def train_score(
     """Learn the score of the bridge interpolant between coupled snapshots (simulation-free).
 
     The couplings are those of VGFM (:func:`~vgfm._core.couplings.couple_interval` with the
-    same ``reg``/``reg_m`` and block bounds; pass ``couplings`` to reuse existing ones), pairs
+    same solver, options and block bounds; pass ``couplings`` to reuse existing ones), pairs
     are drawn with :class:`~vgfm._core.matcher.PairSampler`, and the loss is
     ``mean ||net(x_s, t) + ε||²`` on the interpolant of the module docstring.
 
@@ -277,8 +278,9 @@ def train_score(
     ----------
     snapshots, times
         Training snapshots (``(n_k, d)``) and their increasing real times.
-    reg, reg_m
-        Coupling options (read them from the fitted model's config); ``reg_m=inf``: balanced.
+    solver, options
+        Coupling solver name and its options (e.g. ``reg``, ``reg_m``): read them from the
+        fitted model (its method's solver and ``config.to_dict()``).
     population_size
         Population sizes ``N_k`` (any scale; default the cell counts).
     sigma
@@ -307,7 +309,7 @@ def train_score(
     >>> import numpy as np, torch
     >>> rng = np.random.default_rng(0)
     >>> snaps = [rng.normal(size=(50, 2)), rng.normal(size=(50, 2)) + 1]
-    >>> res = train_score(snaps, [0.0, 1.0], reg=0.05, reg_m=1.0, floor=0.05,
+    >>> res = train_score(snaps, [0.0, 1.0], options={"reg": 0.05, "reg_m": 1.0}, floor=0.05,
     ...                   center=torch.zeros(2), scale=1.0, config=ScoreConfig(steps=5))
     >>> res.sigma > 0
     True
@@ -331,8 +333,8 @@ def train_score(
         couplings = [
             couple_interval(
                 snaps[k], snaps[k + 1], mass0=float(rel[k]), mass1=float(rel[k + 1]),
-                dt=times[k + 1] - times[k], reg=reg, reg_m=reg_m, max_block=max_block,
-                max_blocks=max_blocks, generator=gen,
+                dt=times[k + 1] - times[k], solver=solver, options=dict(options or {}),
+                max_block=max_block, max_blocks=max_blocks, generator=gen,
             )
             for k in range(len(snaps) - 1)
         ]

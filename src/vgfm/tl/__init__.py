@@ -6,6 +6,7 @@ from vgfm.tl._fates import cluster_transitions
 from vgfm.tl._fates import fates
 from vgfm.tl._fates import fit_stochastic
 from vgfm.tl._fates import simulate_stochastic
+from vgfm.tl._uncertainty import ensemble
 from vgfm.tl._fit import evaluate, fit, simulate, velocity
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "fates",
     "fit_stochastic",
     "simulate_stochastic",
+    "ensemble",
     "coupling_diagnostic",
     "evaluate",
     "fit",

@@ -24,6 +24,7 @@ from scipy.spatial import cKDTree
 
 from vgfm import _constants as C
 from vgfm._anndata_utils import obs_times, resolve_container
+from vgfm._core.methods import get_method
 from vgfm._core.ode import grid_times
 from vgfm._core.sde import ScoreConfig, ScoreField, integrate_sde, train_score
 from vgfm._core.threads import torch_threads
@@ -150,12 +151,14 @@ def _train_score_for(container: Any, mdl: VGFM, *, sigma: float | None, config: 
             )
     rel = np.asarray(mdl.info["relative_size"], dtype=float)[keep]
     cfg = mdl.config
-    reg_m = math.inf if cfg.method == "otcfm" else float(cfg.reg_m)
+    spec = get_method(cfg.method)
+    if not spec.learns_growth:  # balanced couplings of unit mass, as in training
+        rel = np.ones_like(rel)
     fld = mdl.field
     scale = float(fld.scale)
     floor = float(cfg.sigma) * scale if cfg.sigma > 0 else 0.01 * scale
     res = train_score(
-        snaps, times, reg=float(cfg.reg), reg_m=reg_m, population_size=rel, sigma=sigma,
+        snaps, times, solver=spec.solver, options=cfg.to_dict(), population_size=rel, sigma=sigma,
         floor=floor, center=fld.center.detach().cpu(), scale=scale,
         t_start=float(fld.t_start), t_span=float(fld.t_span), max_block=cfg.coupling_block,
         max_blocks=cfg.coupling_max_blocks, config=config, seed=seed,
@@ -258,12 +261,13 @@ class _EndStates:
 def _descendant_fates(
     mdl: VGFM, score: ScoreField, sigma: float, x: np.ndarray, t_cells: np.ndarray,
     t_target: float, end: _EndStates, *, n_samples: int, seed: int, n_steps: int,
-    batch_size: int,
+    batch_size: int, own: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mass-weighted fate probabilities ``(n, C)`` and expected descendants ``(n,)``.
 
     Cells are grouped by start time; each is repeated ``n_samples`` times and integrated to
-    ``t_target`` through every observed time in between (hit exactly).
+    ``t_target`` through every observed time in between (hit exactly).  Cells observed at
+    ``t_target`` keep their own category ``own`` (codes, ``-1``: unknown, then kNN).
     """
     fate = np.full((len(x), len(end.names)), np.nan)
     desc = np.full(len(x), np.nan)
@@ -271,6 +275,9 @@ def _descendant_fates(
         idx = np.flatnonzero(t_cells == t0)
         if np.isclose(t0, t_target):
             fate[idx] = end(x[idx])
+            if own is not None:
+                known = idx[own[idx] >= 0]
+                fate[known] = np.eye(len(end.names))[own[known]]
             desc[idx] = 1.0
             continue
         inner = [float(v) for v in mdl.times if t0 < v < t_target and not np.isclose(v, t0)]
@@ -609,9 +616,11 @@ def fates(
     with torch_threads(n_threads):
         score, rec = _score_for(container, mdl, key, seed)
         sig = _sigma(score, sigma)
+        codes = np.full(container.n_obs, -1)
+        codes[at_target] = np.asarray(labels.codes)
         fate, desc = _descendant_fates(mdl, score, sig, x[idx], t_start, t_target, end,
                                        n_samples=n_samples, seed=seed, n_steps=n_steps,
-                                       batch_size=batch_size)
+                                       batch_size=batch_size, own=codes[idx])
     out, container = _copy_target(adata, copy, mod)
     stored = _store_score(container, key, rec)
     full = np.full((container.n_obs, len(end.names)), np.nan)
