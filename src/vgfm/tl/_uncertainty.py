@@ -2,12 +2,13 @@
 
 Each member is trained with :func:`vgfm._core.train.train` on the data of the reference fit
 (same representation, times, population sizes, held-out time and every training option —
-including the coupling options — read from the stored model), with its own seed and, by
-default, a bootstrap resample of the cells of every time point.  The spread of the members
-measures how much the result depends on *which cells were sampled* and on the optimisation's
-randomness.  It does not measure systematic errors shared by all members (for example growth
-that the couplings attribute to a moving front, METHOD.md §8), nor the error of the model
-class itself; see ``docs/fates.md``.
+including the coupling options — read from the stored model), with its own seed, by default a
+bootstrap resample of the cells of every time point, and a coupling relaxation ``reg_m``
+spread around the fitted one.  The spread of the members measures how much the result depends
+on *which cells were sampled*, on the optimisation's randomness and on the relaxation that
+growth identifiability hinges on (METHOD.md §8).  It does not measure errors shared by all
+members (the representation, the population sizes, ``reg``, the model class); see
+``docs/fates.md``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandas as pd
 
 from vgfm import _constants as C
 from vgfm._anndata_utils import resolve_container
+from vgfm._core.methods import get_method
 from vgfm._core.threads import torch_threads
 from vgfm._core.train import train
 from vgfm._model import VGFM
@@ -45,13 +47,22 @@ logger = logging.getLogger("vgfm")
 __all__ = ["ensemble"]
 
 
-def _member_config(mdl: VGFM, steps_fraction: float):
+def _member_configs(mdl: VGFM, steps_fraction: float, n_models: int, reg_m_spread: float):
+    """Per-member configs: fewer steps; ``reg_m`` log-evenly over ``[reg_m/f, reg_m*f]``."""
     cfg = mdl.config
-    return dataclasses.replace(
+    base = dataclasses.replace(
         cfg,
         stage1_steps=max(1, int(round(cfg.stage1_steps * steps_fraction))),
         stage2_steps=int(round(cfg.stage2_steps * steps_fraction)),
     )
+    reg_m = getattr(cfg, "reg_m", None)
+    vary = (reg_m_spread > 1 and get_method(cfg.method).learns_growth and reg_m is not None
+            and math.isfinite(float(reg_m)))
+    if not vary:
+        return [base] * n_models
+    expo = np.linspace(-1.0, 1.0, n_models)
+    return [dataclasses.replace(base, reg_m=float(reg_m) * float(reg_m_spread) ** e)
+            for e in expo]
 
 
 def direction_confidence(velocities: np.ndarray) -> np.ndarray:
@@ -79,7 +90,8 @@ def ensemble(
     key_added: str | None = None,
     n_models: int = 5,
     bootstrap: bool = True,
-    steps_fraction: float = 0.5,
+    steps_fraction: float = 0.4,
+    reg_m_spread: float = 4.0,
     fates_groupby: str | None = None,
     fates_time: float | str | None = None,
     n_samples: int = 30,
@@ -111,7 +123,14 @@ def ensemble(
         members differ by their seed only).
     steps_fraction
         Fraction of the reference fit's stage-1 and stage-2 steps each member trains for
-        (default 0.5: an ensemble of 5 costs about 2.5 fits plus the couplings).
+        (default 0.4: an ensemble of 5 costs about 2 fits plus 5 couplings; the members are
+        trained less than the reference, which adds optimisation noise to the spread).
+    reg_m_spread
+        Uncertainty about the coupling relaxation: member ``m`` uses the reference
+        ``reg_m`` times ``reg_m_spread ** e_m`` with ``e_m`` evenly spaced in ``[-1, 1]``
+        (default 4: from a quarter to four times the fitted value). Growth is not identifiable
+        from snapshots without such a choice (METHOD.md §8), and it is the largest source of
+        error of the learned growth; ``1`` gives a pure bootstrap/seed ensemble.
     fates_groupby
         When given, also compute :func:`vgfm.tl.fates` per member (categories of this
         ``.obs`` column at ``fates_time``, default the last time) and write their spread. All
@@ -143,8 +162,8 @@ def ensemble(
     * with ``fates_groupby``: ``obsm[f"{p}_fates_mean"]``, ``obsm[f"{p}_fates_sd"]``
       (DataFrames with the categories as columns) and ``obs[f"{p}_descendants_sd"]``;
     * ``uns[f"{p}_ensemble"]`` — options and timings (``seconds``, ``member_seconds``,
-      ``reference_seconds``, ``cost_ratio`` = ensemble training seconds / reference fit
-      seconds).
+      ``member_phase_seconds``, ``reference_seconds``, ``cost_ratio`` = members' training
+      seconds / reference fit seconds, both wall-clock).
 
     Examples
     --------
@@ -170,7 +189,9 @@ def ensemble(
         if len(g) < 2:
             raise ValueError(f"time point {t:g} has {len(g)} cells; the ensemble needs at "
                              "least 2 per time point.")
-    cfg = _member_config(mdl, steps_fraction)
+    if not reg_m_spread >= 1:
+        raise ValueError(f"reg_m_spread must be >= 1 (1: no spread), got {reg_m_spread}")
+    cfgs = _member_configs(mdl, steps_fraction, n_models, reg_m_spread)
 
     end = score = None
     if fates_groupby is not None:
@@ -183,7 +204,7 @@ def ensemble(
         start = np.flatnonzero(cell_t <= t_target + 1e-12)
         t_start = np.asarray(times)[np.argmin(np.abs(cell_t[start, None] - times[None]), 1)]
 
-    vs, gs, fs, ds, secs = [], [], [], [], []
+    vs, gs, fs, ds, secs, phases = [], [], [], [], [], []
     t_all = _time.perf_counter()
     rec = None
     with torch_threads(n_threads):
@@ -197,9 +218,11 @@ def ensemble(
                 take = rng.choice(g, len(g), replace=True) if bootstrap else g
                 snaps.append(x[take])
             t0 = _time.perf_counter()
+            cfg = cfgs[m]
             res = train(snaps, times, population_size=rel, holdout=holdout, config=cfg,
                         seed=int(seed) * 1000 + m, device=device, progress=progress)
             secs.append(_time.perf_counter() - t0)
+            phases.append({k: float(v) for k, v in res.extra.items() if k.startswith("seconds_")})
             member = VGFM(res.field, config=cfg, info=mdl.info)
             v, g = member.predict(x, cell_t)
             vs.append(v)
@@ -239,8 +262,12 @@ def ensemble(
     container.uns[f"{p}_ensemble"] = {
         "n_models": int(n_models), "bootstrap": bool(bootstrap),
         "steps_fraction": float(steps_fraction), "seed": int(seed),
+        "reg_m_spread": float(reg_m_spread),
+        "member_reg_m": np.asarray([float(getattr(c, "reg_m", np.nan)) for c in cfgs]),
         "seconds": float(seconds), "member_seconds": np.asarray(secs, dtype=float),
         "reference_seconds": ref_seconds,
+        "member_phase_seconds": {k: np.asarray([p.get(k, np.nan) for p in phases])
+                                 for k in sorted({k for p in phases for k in p})},
         "cost_ratio": float(sum(secs) / ref_seconds) if ref_seconds > 0 else math.nan,
         "fates_groupby": fates_groupby or "",
     }
