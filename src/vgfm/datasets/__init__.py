@@ -11,8 +11,8 @@ Public time courses downloaded once from their original location (hash-checked, 
 
 from __future__ import annotations
 
-from vgfm.datasets._lineage import lineage_branching
 from vgfm.datasets._csv import BENCHMARKS, DATA_DIR_ENV, load_benchmark, read_snapshot_csv
+from vgfm.datasets._lineage import lineage_branching
 from vgfm.datasets._remote import (
     REMOTE_FILES,
     cache_dir,

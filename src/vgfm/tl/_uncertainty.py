@@ -30,11 +30,11 @@ from vgfm._core.train import train
 from vgfm._model import VGFM
 from vgfm.pp._validate import get_representation
 from vgfm.tl._fates import (
+    _categories,
     _cell_times,
     _copy_target,
     _descendant_fates,
     _EndStates,
-    _categories,
     _model_for,
     _score_for,
     _sigma,
