@@ -245,10 +245,16 @@ def test_stochastic_model_persists_through_h5ad(fitted_lineage, tmp_path) -> Non
     assert traj["x"].shape[1] == 12 and traj["log_mass"].shape == traj["x"].shape[:2]
     np.testing.assert_array_equal(traj["log_mass"][0], 0.0)
     assert list(traj["start_obs"][:3]) == [traj["start_obs"][0]] * 3
+    vgfm.tl.fates(a, "branch", n_samples=3, seed=0)
     a.write_h5ad(tmp_path / "a.h5ad")
     b = ad.read_h5ad(tmp_path / "a.h5ad")
     vgfm.tl.simulate_stochastic(b, n_cells=4, n_samples=3, seed=1)
     np.testing.assert_allclose(b.uns["vgfm_trajectories"]["x"], traj["x"], rtol=1e-5, atol=1e-6)
+    # fates are recomputed identically from the saved file (stored score, same seed)
+    vgfm.tl.fates(b, "branch", n_samples=3, seed=0, key_added="again")
+    np.testing.assert_allclose(b.obsm["again_fates"].to_numpy(),
+                               np.asarray(b.obsm["vgfm_fates"], dtype=float), rtol=1e-5)
+    assert list(b.obsm["vgfm_fates"].columns) == ["lower", "upper"]
 
 
 def test_ensemble_determinism_under_seeds(fitted_lineage) -> None:
@@ -269,3 +275,29 @@ def test_ensemble_determinism_under_seeds(fitted_lineage) -> None:
     assert "vgfm_growth_sd" not in base.obs  # copy=True leaves the input alone
     np.testing.assert_allclose(a.uns["vgfm_ensemble"]["member_reg_m"],
                                base.uns["vgfm"]["params"]["reg_m"] * np.array([0.25, 4.0]))
+
+
+def test_pl_fates_and_transitions_draw_stored_values() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    adata, model = _toy(beta=0.0, g0=0.0, sigma=0.5)
+    adata.obsm["X_umap"] = np.asarray(adata.X)
+    vgfm.tl.fates(adata, "side", model=model, n_samples=20, n_neighbors=3)
+    axes = vgfm.pl.fates(adata, show=False)
+    assert [ax.get_title() for ax in axes] == ["fate: lower", "fate: upper"]
+    coll = axes[1].collections[-1]
+    assert coll.get_clim() == (0.0, 1.0)
+    np.testing.assert_allclose(np.sort(coll.get_array()),
+                               np.sort(adata.obsm["vgfm_fates"]["upper"].to_numpy()))
+    tab = vgfm.tl.cluster_transitions(adata, "side", model=model, n_samples=20, n_neighbors=3,
+                                      source_groupby="side")
+    ax = vgfm.pl.cluster_transitions(adata, show=False)
+    np.testing.assert_allclose(ax.images[0].get_array(), tab.to_numpy())
+    adata.obs["vgfm_growth_mean"] = np.linspace(-1, 1, adata.n_obs)
+    adata.obs["vgfm_growth_sd"] = 0.2
+    hatched = vgfm.pl.hatch_uncertain(ax, adata)
+    assert len(hatched.get_offsets()) == int(np.sum(np.abs(np.linspace(-1, 1, adata.n_obs)) < 0.4))
+    plt.close("all")
