@@ -33,8 +33,12 @@ import vgfm
 BRANCH = "branch"
 
 
+FIT_OPTIONS: dict = {}
+
+
 def _fit(adata, quick: bool, seed: int = 0):
     opts = dict(stage1_steps=600, stage2_steps=20) if quick else {}
+    opts.update(FIT_OPTIONS)
     t0 = time.perf_counter()
     vgfm.tl.fit(adata, "time", use_rep="X", progress=False, seed=seed, **opts)
     return time.perf_counter() - t0
@@ -157,7 +161,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="training option passed to vgfm.tl.fit (e.g. reg_m=3), repeatable")
+    ap.add_argument("--only-fates", action="store_true", help="print table 1 only")
     args = ap.parse_args()
+    for item in args.option:
+        k, v = item.split("=", 1)
+        FIT_OPTIONS[k] = float(v) if v.replace(".", "", 1).replace("e-", "", 1).isdigit() else v
+    if FIT_OPTIONS:
+        print("fit options:", FIT_OPTIONS)
     pd.set_option("display.width", 160)
     pd.set_option("display.float_format", lambda v: f"{v:.3f}")
     n_samples = 20 if args.quick else 50
@@ -169,6 +181,8 @@ def main() -> None:
     print(f"mean fates Pearson {ft['fates_pearson'].mean():.3f} (target >= 0.8); "
           f"mean descendants Spearman {ft['desc_spearman'].mean():.3f} (target >= 0.7)")
 
+    if args.only_fates:
+        return
     a0 = kept[args.seeds[0]]
     print("\n## 2. spread kept by the simulation (mass-weighted total variance / observed)")
     print(spread_table(a0.copy()).to_string(index=False))
