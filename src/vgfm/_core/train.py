@@ -66,6 +66,11 @@ class TrainConfig:
         same whatever the number of cells (no effect up to ``val_targets`` held-back cells).
     ode_steps
         Runge-Kutta steps per observed interval.
+    coupling_geometry
+        ``"affine"``: the coupling weights (growth targets) are computed after the target
+        snapshot is aligned to the source's mean and covariance
+        (:func:`vgfm._core.couplings.affine_align`), so a global shift or expansion of the
+        population is not read as growth; ``"euclidean"``: plain squared distances.
     stage2_loss
         Distance between the weighted rollout and the observed cells in stage 2 and in
         checkpoint scoring: ``"w1"`` (exact earth mover's distance) or ``"energy"`` (energy
@@ -98,11 +103,15 @@ class TrainConfig:
     val_targets: int = 2048
     ode_steps: int = 3
     stage2_loss: str = "w1"
+    coupling_geometry: str = "euclidean"
     coupling_block: int = 2048
     coupling_max_blocks: int = 8
 
     def __post_init__(self) -> None:
         get_method(self.method)  # raises with the list of registered methods
+        if self.coupling_geometry not in COUPLING_GEOMETRIES:
+            raise ValueError(f"training option coupling_geometry must be one of "
+                             f"{COUPLING_GEOMETRIES}, got {self.coupling_geometry!r}")
         if self.stage2_loss not in STAGE2_LOSSES:
             raise ValueError(f"training option stage2_loss must be one of {STAGE2_LOSSES}, "
                              f"got {self.stage2_loss!r}")
@@ -154,6 +163,7 @@ _CONFIG_RULES: tuple[tuple[str, type, float, bool], ...] = (
 )
 _OPTIONAL = frozenset({"stage2_growth_lr"})
 STAGE2_LOSSES = ("w1", "energy")
+COUPLING_GEOMETRIES = ("euclidean", "affine")
 
 
 def energy_distance(x: torch.Tensor, wx: torch.Tensor, y: torch.Tensor,
@@ -173,7 +183,7 @@ def energy_distance(x: torch.Tensor, wx: torch.Tensor, y: torch.Tensor,
     wx = wx / wx.sum()
     wy = wy / wy.sum()
     x, y = x.double(), y.double()
-    tiny = 1e-12 * float((y.var(0).sum() + 1e-12))
+    tiny = 1e-12 * (1.0 + float(y.square().mean()))
 
     def dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return torch.sqrt(squared_distances(a, b) + tiny)
