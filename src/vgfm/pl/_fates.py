@@ -11,8 +11,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from vgfm._anndata_utils import get_embedding, resolve_container
-from vgfm._constants import DEFAULT_KEY, growth_key
+from vgfm._data._containers import resolve_container
+from vgfm._data._keys import DEFAULT_KEY, growth_key
+from vgfm._data._representation import get_embedding
 from vgfm.pl._utils import (
     BACKGROUND_GREY,
     default_point_size,

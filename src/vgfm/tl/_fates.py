@@ -22,14 +22,15 @@ import pandas as pd
 import torch
 from scipy.spatial import cKDTree
 
-from vgfm import _constants as C
-from vgfm._anndata_utils import obs_times, resolve_container
 from vgfm._core.methods import get_method
 from vgfm._core.ode import grid_times
 from vgfm._core.sde import ScoreConfig, ScoreField, integrate_sde, train_score
 from vgfm._core.threads import torch_threads
+from vgfm._data import keys as C
+from vgfm._data._containers import resolve_container
+from vgfm._data._representation import get_representation
+from vgfm._data._times import TimeMapping, cell_times
 from vgfm._model import VGFM
-from vgfm.pp._validate import TimeMapping, get_representation
 
 logger = logging.getLogger("vgfm")
 
@@ -120,12 +121,22 @@ def _copy_target(data: Any, copy: bool, mod: str | None) -> tuple[Any, Any]:
     return data, resolve_container(data, mod)
 
 
+def _mapping(mdl: VGFM) -> TimeMapping:
+    return TimeMapping(tuple(str(v) for v in mdl.info["time_labels"]), mdl.times,
+                       unit=str(mdl.info.get("time_unit", "") or ""))
+
+
 def _cell_times(container: Any, mdl: VGFM) -> np.ndarray:
-    return obs_times(container, mdl.info["time_key"], mdl.info["time_labels"], mdl.info["times"])
+    return cell_times(container, mdl.info["time_key"], _mapping(mdl))
+
+
+def _held_out(mdl: VGFM) -> np.ndarray:
+    held = mdl.info.get("held_out")
+    return np.zeros(len(mdl.times), bool) if held is None else np.asarray(held, dtype=bool)
 
 
 def _time_index(mdl: VGFM, value: Any, name: str) -> int:
-    mapping = TimeMapping(tuple(mdl.info["time_labels"]), mdl.times)
+    mapping = _mapping(mdl)
     k = mapping.find(value)
     if k is None:
         raise ValueError(
@@ -139,7 +150,7 @@ def _train_score_for(container: Any, mdl: VGFM, *, sigma: float | None, config: 
                      seed: int) -> tuple[ScoreField, dict[str, Any]]:
     x = get_representation(container, mdl.use_rep)
     cell_t = _cell_times(container, mdl)
-    held = np.asarray(mdl.info.get("held_out", [False] * len(mdl.times)), dtype=bool)
+    held = _held_out(mdl)
     keep = [k for k in range(len(mdl.times)) if not held[k]]
     times = [float(mdl.times[k]) for k in keep]
     snaps = [x[np.isclose(cell_t, t)] for t in times]

@@ -22,19 +22,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vgfm import _constants as C
-from vgfm._anndata_utils import resolve_container
 from vgfm._core.methods import get_method
 from vgfm._core.threads import torch_threads
 from vgfm._core.train import train
+from vgfm._data import keys as C
+from vgfm._data._containers import resolve_container
+from vgfm._data._representation import get_representation
 from vgfm._model import VGFM
-from vgfm.pp._validate import get_representation
 from vgfm.tl._fates import (
     _categories,
     _cell_times,
     _copy_target,
     _descendant_fates,
     _EndStates,
+    _held_out,
     _model_for,
     _score_for,
     _sigma,
@@ -181,7 +182,7 @@ def ensemble(
     x = get_representation(container, mdl.use_rep)
     cell_t = _cell_times(container, mdl)
     times = mdl.times
-    held = np.asarray(mdl.info.get("held_out", [False] * len(times)), dtype=bool)
+    held = _held_out(mdl)
     holdout = int(np.flatnonzero(held)[0]) if held.any() else None
     rel = np.asarray(mdl.info["relative_size"], dtype=float)
     groups = [np.flatnonzero(np.isclose(cell_t, t)) for t in times]
