@@ -298,6 +298,7 @@ def test_pl_fates_and_transitions_draw_stored_values() -> None:
     np.testing.assert_allclose(ax.images[0].get_array(), tab.to_numpy())
     adata.obs["vgfm_growth_mean"] = np.linspace(-1, 1, adata.n_obs)
     adata.obs["vgfm_growth_sd"] = 0.2
-    hatched = vgfm.pl.hatch_uncertain(ax, adata)
+    ax = vgfm.pl.hatch_uncertain(adata, ax=ax, show=False)
+    hatched = [c for c in ax.collections if c.get_label() == "uncertain sign"][0]
     assert len(hatched.get_offsets()) == int(np.sum(np.abs(np.linspace(-1, 1, adata.n_obs)) < 0.4))
     plt.close("all")

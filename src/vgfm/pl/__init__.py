@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from vgfm.pl._curves import history, mass
 from vgfm.pl._embedding_plots import growth, trajectories, velocity
-from vgfm.pl._fates import cluster_transitions, fates, hatch_uncertain, uncertain_sign
+from vgfm.pl._fates import cluster_transitions, fates, hatch_uncertain
 
 __all__ = ["growth", "velocity", "trajectories", "mass", "history"]
-__all__ += ["fates", "cluster_transitions", "hatch_uncertain", "uncertain_sign"]
+__all__ += ["fates", "cluster_transitions", "hatch_uncertain"]

@@ -11,9 +11,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from vgfm._data._containers import resolve_container
+from vgfm._data._containers import Data, resolve_container
 from vgfm._data._keys import DEFAULT_KEY, growth_key
 from vgfm._data._representation import get_embedding
+from vgfm.pl._embedding_plots import growth as _growth_plot
 from vgfm.pl._utils import (
     BACKGROUND_GREY,
     default_point_size,
@@ -24,11 +25,10 @@ from vgfm.pl._utils import (
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
-    from matplotlib.collections import PathCollection
 
 logger = logging.getLogger("vgfm")
 
-__all__ = ["cluster_transitions", "fates", "hatch_uncertain", "uncertain_sign"]
+__all__ = ["cluster_transitions", "fates", "hatch_uncertain"]
 
 
 def _fate_frame(data: Any, key: str, direction: str) -> pd.DataFrame:
@@ -45,7 +45,7 @@ def _fate_frame(data: Any, key: str, direction: str) -> pd.DataFrame:
 
 
 def fates(
-    adata: Any,
+    adata: Data,
     *,
     basis: str = "umap",
     key: str = DEFAULT_KEY,
@@ -56,6 +56,7 @@ def fates(
     cmap: str = "viridis",
     panel_size: tuple[float, float] = (3.6, 3.2),
     mod: str | None = None,
+    ax: Axes | None = None,
     show: bool | None = None,
     save: str | Path | bool | None = None,
 ) -> list[Axes] | None:
@@ -86,6 +87,9 @@ def fates(
         Width and height of one panel in inches.
     mod
         For a MuData: modality holding the fields.
+    ax
+        Axes to draw into when there is a single panel (an error otherwise); ``None``
+        creates a figure with one panel per category.
     show, save
         As in :func:`vgfm.pl.growth` (the figure is saved as ``vgfm_fates.png`` with
         ``save=True``).
@@ -115,10 +119,16 @@ def fates(
     vals = values[cols].to_numpy(dtype=np.float64)
     vmax = 1.0 if direction == "forward" else float(np.nanmax(vals)) if np.isfinite(vals).any() else 1.0
     n = len(cols)
-    ncols = max(1, min(int(ncols), n))
-    nrows = math.ceil(n / ncols)
-    fig, axs = plt.subplots(nrows, ncols, squeeze=False,
-                            figsize=(panel_size[0] * ncols, panel_size[1] * nrows))
+    if ax is not None:
+        if n != 1:
+            raise ValueError(f"ax= takes one panel, but {n} categories are drawn; pass "
+                             "categories=[one name] or ax=None.")
+        fig, axs, ncols, nrows = ax.figure, [[ax]], 1, 1
+    else:
+        ncols = max(1, min(int(ncols), n))
+        nrows = math.ceil(n / ncols)
+        fig, axs = plt.subplots(nrows, ncols, squeeze=False,
+                                figsize=(panel_size[0] * ncols, panel_size[1] * nrows))
     s = default_point_size(emb.shape[0]) if size is None else size
     axes = []
     sc_ = None
@@ -140,9 +150,9 @@ def fates(
         cb = fig.colorbar(sc_, ax=axes, shrink=0.8, pad=0.02)
         cb.set_label("fraction of mass-weighted descendants" if direction == "forward"
                      else "share of the cluster's descendants")
-    finish(axes[0], ax_given=False, show=False, save=save, name="fates")
+    finish(axes[0], ax_given=True, show=False, save=save, name="fates")
     if show is None:
-        show = plt.isinteractive()
+        show = ax is None and plt.isinteractive()
     if show:
         plt.show()
         return None
@@ -150,7 +160,7 @@ def fates(
 
 
 def cluster_transitions(
-    adata: Any,
+    adata: Data,
     *,
     key: str = DEFAULT_KEY,
     cmap: str = "Blues",
@@ -250,8 +260,7 @@ def uncertain_sign(adata: Any, *, key: str = DEFAULT_KEY, z: float = 2.0,
 
 
 def hatch_uncertain(
-    ax: Axes,
-    adata: Any,
+    adata: Data,
     *,
     basis: str = "umap",
     key: str = DEFAULT_KEY,
@@ -260,26 +269,53 @@ def hatch_uncertain(
     hatch: str = "////",
     color: str = "#4d4d4d",
     mod: str | None = None,
-) -> PathCollection:
-    """Overlay hatched markers on the cells whose growth sign is uncertain (:func:`uncertain_sign`).
+    ax: Axes | None = None,
+    show: bool | None = None,
+    save: str | Path | bool | None = None,
+) -> Axes | None:
+    """Hatch the cells whose growth sign is uncertain, ``|mean| < z · sd`` of the ensemble.
 
-    Meant for a growth plot: ``ax = vgfm.pl.growth(adata, show=False)`` then
-    ``hatch_uncertain(ax, adata)``.
+    Reads ``obs[f"{key}_growth_sd"]`` (written by :func:`vgfm.tl.ensemble`) and the ensemble
+    mean ``obs[f"{key}_growth_mean"]`` (or the fitted ``obs[f"{key}_growth"]``), and draws
+    hatched circles over those cells: on ``ax`` (e.g. the axes of a growth or fate plot), or,
+    when ``ax`` is ``None``, on a new :func:`vgfm.pl.growth` plot.
+
+    Parameters
+    ----------
+    adata
+        AnnData (or MuData) with ``obsm["X_<basis>"]`` after :func:`vgfm.tl.ensemble`.
+    basis
+        Embedding name.
+    key
+        The ``key_added`` of :func:`vgfm.tl.ensemble`.
+    z
+        Number of standard deviations the mean must exceed for a certain sign.
+    size
+        Marker area of the hatched circles (default twice scanpy's).
+    hatch, color
+        Matplotlib hatch pattern and edge colour.
+    mod
+        For a MuData: modality holding the fields.
+    ax, show, save
+        As in :func:`vgfm.pl.growth`.
 
     Returns
     -------
-    The :class:`~matplotlib.collections.PathCollection` of the hatched cells (label
-    ``"uncertain sign"``).
+    The :class:`~matplotlib.axes.Axes` unless shown; the hatched cells are the
+    :class:`~matplotlib.collections.PathCollection` labelled ``"uncertain sign"``.
 
     Examples
     --------
-    >>> ax = vgfm.pl.growth(adata, show=False)    # doctest: +SKIP
-    >>> vgfm.pl.hatch_uncertain(ax, adata)        # doctest: +SKIP
+    >>> vgfm.tl.ensemble(adata)                                          # doctest: +SKIP
+    >>> ax = vgfm.pl.hatch_uncertain(adata, basis="umap", show=False)    # doctest: +SKIP
     """
     data = resolve_container(adata, mod)
     emb = get_embedding(data, basis)
     mask = uncertain_sign(data, key=key, z=z)
+    ax_ = ax
+    if ax_ is None:
+        ax_ = _growth_plot(data, basis=basis, key=key, show=False)
     s = 2.0 * default_point_size(emb.shape[0]) if size is None else size
-    coll = ax.scatter(emb[mask, 0], emb[mask, 1], s=s, facecolors="none", edgecolors=color,
-                      hatch=hatch, linewidths=0.3, label="uncertain sign", zorder=3)
-    return coll
+    ax_.scatter(emb[mask, 0], emb[mask, 1], s=s, facecolors="none", edgecolors=color,
+                hatch=hatch, linewidths=0.3, label="uncertain sign", zorder=3)
+    return finish(ax_, ax_given=ax is not None, show=show, save=save, name="hatch_uncertain")

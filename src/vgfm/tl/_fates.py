@@ -26,8 +26,9 @@ from vgfm._core.methods import get_method
 from vgfm._core.ode import grid_times
 from vgfm._core.sde import ScoreConfig, ScoreField, integrate_sde, train_score
 from vgfm._core.threads import torch_threads
+from vgfm._core.train import resolve_device
 from vgfm._data import keys as C
-from vgfm._data._containers import resolve_container
+from vgfm._data._containers import Data, resolve_container
 from vgfm._data._representation import get_representation
 from vgfm._data._times import TimeMapping, cell_times
 from vgfm._model import VGFM
@@ -126,8 +127,10 @@ def _mapping(mdl: VGFM) -> TimeMapping:
                        unit=str(mdl.info.get("time_unit", "") or ""))
 
 
-def _cell_times(container: Any, mdl: VGFM) -> np.ndarray:
-    return cell_times(container, mdl.info["time_key"], _mapping(mdl))
+def _cell_times(container: Any, mdl: VGFM, time_order: Sequence | None = None,
+                time_values: Sequence[float] | None = None) -> np.ndarray:
+    return cell_times(container, mdl.info["time_key"], _mapping(mdl), time_order=time_order,
+                      time_values=time_values)
 
 
 def _held_out(mdl: VGFM) -> np.ndarray:
@@ -147,9 +150,11 @@ def _time_index(mdl: VGFM, value: Any, name: str) -> int:
 
 
 def _train_score_for(container: Any, mdl: VGFM, *, sigma: float | None, config: ScoreConfig,
-                     seed: int) -> tuple[ScoreField, dict[str, Any]]:
+                     seed: int, cell_t: np.ndarray | None = None,
+                     device: Any = None) -> tuple[ScoreField, dict[str, Any]]:
     x = get_representation(container, mdl.use_rep)
-    cell_t = _cell_times(container, mdl)
+    if cell_t is None:
+        cell_t = _cell_times(container, mdl)
     held = _held_out(mdl)
     keep = [k for k in range(len(mdl.times)) if not held[k]]
     times = [float(mdl.times[k]) for k in keep]
@@ -172,7 +177,7 @@ def _train_score_for(container: Any, mdl: VGFM, *, sigma: float | None, config: 
         snaps, times, solver=spec.solver, options=cfg.to_dict(), population_size=rel, sigma=sigma,
         floor=floor, center=fld.center.detach().cpu(), scale=scale,
         t_start=float(fld.t_start), t_span=float(fld.t_span), max_block=cfg.coupling_block,
-        max_blocks=cfg.coupling_max_blocks, config=config, seed=seed,
+        max_blocks=cfg.coupling_max_blocks, config=config, seed=seed, device=device,
     )
     rec = score_to_dict(res.field, sigma_estimated=res.sigma_estimated, config=config,
                         history=res.history, seconds=res.seconds, seed=seed)
@@ -181,8 +186,9 @@ def _train_score_for(container: Any, mdl: VGFM, *, sigma: float | None, config: 
     return res.field, rec
 
 
-def _score_for(container: Any, mdl: VGFM, key: str,
-               seed: int) -> tuple[ScoreField, dict[str, Any] | None]:
+def _score_for(container: Any, mdl: VGFM, key: str, seed: int,
+               cell_t: np.ndarray | None = None,
+               device: Any = None) -> tuple[ScoreField, dict[str, Any] | None]:
     """Stored score network of ``uns[key]``; trained when absent (then its new record)."""
     uns = container.uns.get(key)
     if isinstance(uns, dict) and _STOCHASTIC in uns:
@@ -195,7 +201,8 @@ def _score_for(container: Any, mdl: VGFM, key: str,
         return score, None
     logger.info("no stochastic model in adata.uns[%r]; training one (vgfm.tl.fit_stochastic)",
                 key)
-    score, rec = _train_score_for(container, mdl, sigma=None, config=ScoreConfig(), seed=seed)
+    score, rec = _train_score_for(container, mdl, sigma=None, config=ScoreConfig(), seed=seed,
+                                  cell_t=cell_t, device=device)
     return score, rec
 
 
@@ -222,16 +229,24 @@ def _max_step(score: ScoreField, sigma: float) -> float | None:
 
 
 def _rollout(mdl: VGFM, score: ScoreField, sigma: float, x0: np.ndarray, t_grid: Sequence[float],
-             *, seed: int, n_steps: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+             *, seed: int, n_steps: int, batch_size: int,
+             device: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """SDE rollout of ``x0`` on ``t_grid`` in chunks; states ``(T, N, d)``, log-masses."""
     xs, lms = [], []
     step = _max_step(score, sigma)
-    for c, s in enumerate(range(0, len(x0), batch_size)):
-        xb = torch.from_numpy(np.ascontiguousarray(x0[s : s + batch_size], dtype=np.float32))
-        x, lm = integrate_sde(mdl.field, score, xb, list(map(float, t_grid)), sigma=sigma,
-                              n_steps=n_steps, max_step=step, seed=seed * 100_003 + c)
-        xs.append(x.numpy())
-        lms.append(lm.numpy())
+    dev = resolve_device(device)
+    fld, sc = mdl.field.to(dev), score.to(dev)
+    try:
+        for c, s in enumerate(range(0, len(x0), batch_size)):
+            xb = torch.from_numpy(np.ascontiguousarray(x0[s : s + batch_size],
+                                                       dtype=np.float32)).to(dev)
+            x, lm = integrate_sde(fld, sc, xb, list(map(float, t_grid)), sigma=sigma,
+                                  n_steps=n_steps, max_step=step, seed=seed * 100_003 + c)
+            xs.append(x.cpu().numpy())
+            lms.append(lm.cpu().numpy())
+    finally:
+        mdl.field.cpu()
+        score.cpu()
     if not xs:
         return np.zeros((len(t_grid), 0, mdl.dim), np.float32), np.zeros((len(t_grid), 0))
     return np.concatenate(xs, 1), np.concatenate(lms, 1)
@@ -272,7 +287,7 @@ class _EndStates:
 def _descendant_fates(
     mdl: VGFM, score: ScoreField, sigma: float, x: np.ndarray, t_cells: np.ndarray,
     t_target: float, end: _EndStates, *, n_samples: int, seed: int, n_steps: int,
-    batch_size: int, own: np.ndarray | None = None,
+    batch_size: int, own: np.ndarray | None = None, device: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mass-weighted fate probabilities ``(n, C)`` and expected descendants ``(n,)``.
 
@@ -295,7 +310,7 @@ def _descendant_fates(
         grid = [float(t0)] + inner + [float(t_target)]
         x0 = np.repeat(x[idx], n_samples, axis=0)
         xs, lms = _rollout(mdl, score, sigma, x0, grid, seed=seed + 7919 * k, n_steps=n_steps,
-                           batch_size=batch_size)
+                           batch_size=batch_size, device=device)
         m = np.exp(lms[-1].astype(np.float64)).reshape(len(idx), n_samples)
         onehot = end(xs[-1]).reshape(len(idx), n_samples, -1)
         mass = m.sum(1)
@@ -314,18 +329,21 @@ def _target_time(mdl: VGFM, time: Any) -> tuple[int, float]:
 # public functions
 # --------------------------------------------------------------------------------------------
 def fit_stochastic(
-    adata: Any,
-    model: VGFM | None = None,
+    adata: Data,
     *,
+    model: VGFM | None = None,
     key: str = C.DEFAULT_KEY,
     sigma: float | None = None,
     steps: int = 800,
     batch_size: int = 256,
     seed: int = 0,
+    time_order: Sequence | None = None,
+    time_values: Sequence[float] | None = None,
+    device: str | None = None,
     mod: str | None = None,
     copy: bool = False,
     n_threads: int | None = 1,
-) -> Any | None:
+) -> Data | None:
     """Learn what the stochastic dynamics need: the noise level σ and the population score.
 
     Recomputes the couplings of the fit with the model's own options (``reg``, ``reg_m``,
@@ -350,6 +368,10 @@ def fit_stochastic(
         Adam steps and pairs per interval per step of the score network.
     seed
         Seed of the couplings, pairs, noise and initialisation.
+    time_order, time_values
+        Order (and numeric values) of time labels the fit did not see.
+    device
+        Torch device; ``None``: CUDA when available, else CPU.
     mod, copy
         MuData modality; work on a copy and return it.
     n_threads
@@ -374,8 +396,10 @@ def fit_stochastic(
             f"key_added={key!r}) first so the stochastic model can be stored beside it."
         )
     cfg = ScoreConfig(steps=int(steps), batch_size=int(batch_size))
+    cell_t = _cell_times(container, mdl, time_order, time_values)
     with torch_threads(n_threads):
-        _, rec = _train_score_for(container, mdl, sigma=sigma, config=cfg, seed=seed)
+        _, rec = _train_score_for(container, mdl, sigma=sigma, config=cfg, seed=seed,
+                                  cell_t=cell_t, device=device)
     out, container = _copy_target(adata, copy, mod)
     container.uns[key][_STOCHASTIC] = rec
     logger.info("vgfm.tl.fit_stochastic added uns[%r]['stochastic']", key)
@@ -383,9 +407,9 @@ def fit_stochastic(
 
 
 def simulate_stochastic(
-    adata: Any,
-    model: VGFM | None = None,
+    adata: Data,
     *,
+    model: VGFM | None = None,
     key: str = C.DEFAULT_KEY,
     start_time: float | str | None = None,
     n_cells: int | None = None,
@@ -394,10 +418,13 @@ def simulate_stochastic(
     n_per_interval: int = 10,
     sigma: float | None = None,
     seed: int = 0,
+    time_order: Sequence | None = None,
+    time_values: Sequence[float] | None = None,
+    device: str | None = None,
     mod: str | None = None,
     copy: bool = False,
     n_threads: int | None = 1,
-) -> Any | None:
+) -> Data | None:
     """Simulate stochastic trajectories (SDE) and lineage masses from the cells of one time.
 
     Each start cell is followed by ``n_samples`` independent paths of
@@ -426,6 +453,10 @@ def simulate_stochastic(
         Diffusion σ; default the one stored in ``uns[key]["stochastic"]``.
     seed
         Seed of the start-cell subsample and of the Brownian motion.
+    time_order, time_values
+        Order (and numeric values) of time labels the fit did not see.
+    device
+        Torch device; ``None``: CUDA when available, else CPU.
     mod, copy
         MuData modality; work on a copy and return it.
     n_threads
@@ -448,7 +479,7 @@ def simulate_stochastic(
     container = resolve_container(adata, mod)
     mdl = _model_for(container, model, key)
     x = get_representation(container, mdl.use_rep)
-    cell_t = _cell_times(container, mdl)
+    cell_t = _cell_times(container, mdl, time_order, time_values)
     k0 = 0 if start_time is None else _time_index(mdl, start_time, "start_time")
     t0 = float(mdl.times[k0])
     idx = np.flatnonzero(np.isclose(cell_t, t0))
@@ -466,11 +497,11 @@ def simulate_stochastic(
         if t_grid[0] < t0:
             raise ValueError(f"t_eval must not start before start_time {t0}")
     with torch_threads(n_threads):
-        score, rec = _score_for(container, mdl, key, seed)
+        score, rec = _score_for(container, mdl, key, seed, cell_t, device)
         sig = _sigma(score, sigma)
         x0 = np.repeat(x[idx], n_samples, axis=0)
         xs, lms = _rollout(mdl, score, sig, x0, t_grid, seed=seed, n_steps=1,
-                           batch_size=65536)
+                           batch_size=65536, device=device)
     out, container = _copy_target(adata, copy, mod)
     _store_score(container, key, rec)
     container.uns[C.trajectories_key(key)] = {
@@ -504,7 +535,7 @@ def _select_cells(container: Any, cells: Any, mask: np.ndarray) -> np.ndarray:
 
 
 def fates(
-    adata: Any,
+    adata: Data,
     groupby: str = "cell_type",
     *,
     key: str = C.DEFAULT_KEY,
@@ -520,10 +551,13 @@ def fates(
     batch_size: int = 65536,
     seed: int = 0,
     model: VGFM | None = None,
+    time_order: Sequence | None = None,
+    time_values: Sequence[float] | None = None,
+    device: str | None = None,
     mod: str | None = None,
     copy: bool = False,
     n_threads: int | None = 1,
-) -> Any | None:
+) -> Data | None:
     """Growth-weighted fate probabilities and expected descendants of every cell.
 
     From every start cell, ``n_samples`` stochastic descendants are simulated to the target
@@ -575,6 +609,10 @@ def fates(
         Seed of the Brownian motion (and of the score network when it is trained here).
     model
         Trained model; ``None`` rebuilds it from ``uns[key]``.
+    time_order, time_values
+        Order (and numeric values) of time labels the fit did not see.
+    device
+        Torch device; ``None``: CUDA when available, else CPU.
     mod, copy
         MuData modality; work on a copy and return it.
     n_threads
@@ -604,7 +642,7 @@ def fates(
     container = resolve_container(adata, mod)
     mdl = _model_for(container, model, key)
     x = get_representation(container, mdl.use_rep)
-    cell_t = _cell_times(container, mdl)
+    cell_t = _cell_times(container, mdl, time_order, time_values)
     k_t, t_target = _target_time(mdl, time)
     at_target = np.isclose(cell_t, t_target)
     labels = _categories(container, groupby, at_target, f"time {t_target:g}")
@@ -625,13 +663,13 @@ def fates(
         raise ValueError("no start cells selected")
     t_start = np.asarray(mdl.times)[np.argmin(np.abs(cell_t[idx, None] - mdl.times[None]), 1)]
     with torch_threads(n_threads):
-        score, rec = _score_for(container, mdl, key, seed)
+        score, rec = _score_for(container, mdl, key, seed, cell_t, device)
         sig = _sigma(score, sigma)
         codes = np.full(container.n_obs, -1)
         codes[at_target] = np.asarray(labels.codes)
         fate, desc = _descendant_fates(mdl, score, sig, x[idx], t_start, t_target, end,
                                        n_samples=n_samples, seed=seed, n_steps=n_steps,
-                                       batch_size=batch_size, own=codes[idx])
+                                       batch_size=batch_size, own=codes[idx], device=device)
     out, container = _copy_target(adata, copy, mod)
     stored = _store_score(container, key, rec)
     full = np.full((container.n_obs, len(end.names)), np.nan)
@@ -662,7 +700,7 @@ def fates(
 
 
 def cluster_transitions(
-    adata: Any,
+    adata: Data,
     groupby: str = "cell_type",
     *,
     key: str = C.DEFAULT_KEY,
@@ -677,9 +715,13 @@ def cluster_transitions(
     n_steps: int = 4,
     seed: int = 0,
     model: VGFM | None = None,
+    time_order: Sequence | None = None,
+    time_values: Sequence[float] | None = None,
+    device: str | None = None,
     mod: str | None = None,
+    copy: bool = False,
     n_threads: int | None = 1,
-) -> pd.DataFrame:
+) -> pd.DataFrame | Data:
     """Growth-weighted cluster-to-cluster transitions between two time points.
 
     For every cell ``i`` of ``source_time`` the expected descendants ``D_i`` and fates
@@ -707,11 +749,17 @@ def cluster_transitions(
         ``"none"``: ``M`` itself.
     n_samples, n_neighbors, sigma, n_steps, seed, model, mod, n_threads
         As in :func:`fates`.
+    time_order, time_values
+        Order (and numeric values) of time labels the fit did not see.
+    device
+        Torch device; ``None``: CUDA when available, else CPU.
+    copy
+        Work on a copy and return it (instead of the table).
 
     Returns
     -------
-    DataFrame (rows: source categories, columns: target categories); also stored in
-    ``uns[f"{key_added}_transitions"]`` as ``{"table", "source", "target", "source_time",
+    DataFrame (rows: source categories, columns: target categories), or the modified copy
+    with ``copy=True``; also stored in ``uns[f"{key_added}_transitions"]`` as ``{"table", "source", "target", "source_time",
     "target_time", "normalize", "groupby"}``.
 
     Examples
@@ -724,7 +772,7 @@ def cluster_transitions(
     container = resolve_container(adata, mod)
     mdl = _model_for(container, model, key)
     x = get_representation(container, mdl.use_rep)
-    cell_t = _cell_times(container, mdl)
+    cell_t = _cell_times(container, mdl, time_order, time_values)
     k_s = 0 if source_time is None else _time_index(mdl, source_time, "source_time")
     k_t, t_target = _target_time(mdl, target_time)
     if k_s >= k_t:
@@ -738,11 +786,11 @@ def cluster_transitions(
                       f"time {mdl.times[k_s]:g}")
     idx = np.flatnonzero(at_source)
     with torch_threads(n_threads):
-        score, rec = _score_for(container, mdl, key, seed)
+        score, rec = _score_for(container, mdl, key, seed, cell_t, device)
         sig = _sigma(score, sigma)
         fate, desc = _descendant_fates(
             mdl, score, sig, x[idx], np.full(len(idx), float(mdl.times[k_s])), t_target, end,
-            n_samples=n_samples, seed=seed, n_steps=n_steps, batch_size=65536)
+            n_samples=n_samples, seed=seed, n_steps=n_steps, batch_size=65536, device=device)
     codes = np.asarray(src.codes)
     contrib = np.nan_to_num(desc[:, None] * fate)
     table = np.zeros((len(src.categories), len(end.names)))
@@ -755,6 +803,7 @@ def cluster_transitions(
             table = table / table.sum(0, keepdims=True)
     df = pd.DataFrame(table, index=pd.Index([str(c) for c in src.categories], name="source"),
                       columns=pd.Index(end.names, name="target"))
+    out, container = _copy_target(adata, copy, mod)
     _store_score(container, key, rec)
     container.uns[transitions_key(key_added)] = {
         "table": table, "source": np.asarray(df.index, dtype=str),
@@ -763,4 +812,4 @@ def cluster_transitions(
         "source_groupby": source_groupby or groupby,
     }
     logger.info("vgfm.tl.cluster_transitions added uns[%r]", transitions_key(key_added))
-    return df
+    return out if copy else df

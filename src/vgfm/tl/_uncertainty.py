@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import math
 import time as _time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,8 @@ from vgfm._core.methods import get_method
 from vgfm._core.threads import torch_threads
 from vgfm._core.train import train
 from vgfm._data import keys as C
-from vgfm._data._containers import resolve_container
+from vgfm._data._containers import Data, resolve_container
+from vgfm._data._options import resolve_progress
 from vgfm._data._representation import get_representation
 from vgfm._model import VGFM
 from vgfm.tl._fates import (
@@ -85,7 +87,7 @@ def direction_confidence(velocities: np.ndarray) -> np.ndarray:
 
 
 def ensemble(
-    adata: Any,
+    adata: Data,
     *,
     key: str = C.DEFAULT_KEY,
     key_added: str | None = None,
@@ -101,11 +103,13 @@ def ensemble(
     seed: int = 0,
     model: VGFM | None = None,
     device: str | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
+    time_order: Sequence | None = None,
+    time_values: Sequence[float] | None = None,
     mod: str | None = None,
     copy: bool = False,
     n_threads: int | None = 1,
-) -> Any | None:
+) -> Data | None:
     """Fit an ensemble of models and write the spread of velocity, growth and fates.
 
     Parameters
@@ -145,7 +149,10 @@ def ensemble(
     model
         Reference model; ``None`` rebuilds it from ``uns[key]``.
     device, progress
-        Training device and progress bars of the members.
+        Training device and progress bars of the members (``None``: bars only on a
+        terminal).
+    time_order, time_values
+        Order (and numeric values) of time labels the fit did not see.
     mod, copy
         MuData modality; work on a copy and return it.
     n_threads
@@ -180,7 +187,7 @@ def ensemble(
     container = resolve_container(adata, mod)
     mdl = _model_for(container, model, key)
     x = get_representation(container, mdl.use_rep)
-    cell_t = _cell_times(container, mdl)
+    cell_t = _cell_times(container, mdl, time_order, time_values)
     times = mdl.times
     held = _held_out(mdl)
     holdout = int(np.flatnonzero(held)[0]) if held.any() else None
@@ -210,7 +217,7 @@ def ensemble(
     rec = None
     with torch_threads(n_threads):
         if fates_groupby is not None:
-            score, rec = _score_for(container, mdl, key, seed)
+            score, rec = _score_for(container, mdl, key, seed, cell_t, device)
             sig = _sigma(score, sigma)
         for m in range(n_models):
             rng = np.random.default_rng([int(seed), m])
@@ -221,7 +228,8 @@ def ensemble(
             t0 = _time.perf_counter()
             cfg = cfgs[m]
             res = train(snaps, times, population_size=rel, holdout=holdout, config=cfg,
-                        seed=int(seed) * 1000 + m, device=device, progress=progress)
+                        seed=int(seed) * 1000 + m, device=device,
+                        progress=resolve_progress(progress))
             secs.append(_time.perf_counter() - t0)
             phases.append({k: float(v) for k, v in res.extra.items() if k.startswith("seconds_")})
             member = VGFM(res.field, config=cfg, info=mdl.info)
@@ -231,7 +239,7 @@ def ensemble(
             if end is not None:
                 f, d = _descendant_fates(member, score, sig, x[start], t_start, t_target, end,
                                          n_samples=n_samples, seed=seed + m, n_steps=4,
-                                         batch_size=65536, own=codes[start])
+                                         batch_size=65536, own=codes[start], device=device)
                 fs.append(f)
                 ds.append(d)
             logger.info("ensemble member %d/%d trained in %.1fs", m + 1, n_models, secs[-1])
