@@ -759,8 +759,9 @@ def cluster_transitions(
     Returns
     -------
     DataFrame (rows: source categories, columns: target categories), or the modified copy
-    with ``copy=True``; also stored in ``uns[f"{key_added}_transitions"]`` as ``{"table", "source", "target", "source_time",
-    "target_time", "normalize", "groupby"}``.
+    with ``copy=True``; also stored in ``uns[f"{key_added}_transitions"]`` with the entries
+    ``table``, ``source``, ``target``, ``source_time``, ``target_time``, ``normalize``,
+    ``groupby`` and ``source_groupby``.
 
     Examples
     --------
