@@ -44,6 +44,8 @@ POSITIONAL_ALLOWED = {
     "pp.bin_time": {"time_key"},
     "tl.coupling_diagnostic": {"time_key"},
     "pp.population_size": {"sizes"},
+    "tl.fates": {"groupby"},
+    "tl.cluster_transitions": {"groupby"},
 }
 # leading positional arguments of dataset generators/loaders: what is generated or read
 DATASET_POSITIONAL = {"name", "path", "n_cells", "n_cells_0", "n_dims", "time", "data_dir"}
@@ -51,16 +53,20 @@ DATASET_POSITIONAL = {"name", "path", "n_cells", "n_cells_0", "n_dims", "time", 
 WRITERS = {"tl.fit", "tl.velocity", "tl.simulate", "tl.evaluate", "tl.velocity_embedding",
            "tl.gene_velocity", "tl.trajectory_embedding", "tl.growth_genes", "pp.numeric_time",
            "pp.bin_time", "pp.population_size"}
+FATES = {"tl.fit_stochastic", "tl.simulate_stochastic", "tl.fates", "tl.cluster_transitions",
+         "tl.ensemble"}  # issue 10
+WRITERS |= FATES
 READ_ONLY = {"pp.check_representation", "tl.coupling_diagnostic"}
 # writers of new results named by the user (no fit to read): key_added, no key
 NEW_RESULTS = {"tl.fit", "pp.numeric_time", "pp.bin_time", "pp.population_size"}
 # readers of a fit that also write under a name of their own: key and key_added
-READ_AND_NAME = {"tl.velocity", "tl.evaluate"}
+READ_AND_NAME = {"tl.velocity", "tl.evaluate", "tl.fates", "tl.cluster_transitions",
+                 "tl.ensemble"}
 # functions reading the cells' time points
 TIME_READERS = {"tl.fit", "tl.coupling_diagnostic", "tl.velocity", "tl.simulate", "tl.evaluate",
-                "pp.numeric_time", "pp.population_size"}
+                "pp.numeric_time", "pp.population_size"} | FATES
 # functions running the model (torch): device and n_threads
-TORCH_WORK = {"tl.fit", "tl.velocity", "tl.simulate", "tl.evaluate"}
+TORCH_WORK = {"tl.fit", "tl.velocity", "tl.simulate", "tl.evaluate"} | FATES
 SHARED_DEFAULTS = {"seed": 0, "device": None, "progress": None, "n_threads": 1, "mod": None,
                    "copy": False, "time_order": None, "time_values": None}
 EMBEDDING_PLOTS = {"pl.growth", "pl.velocity", "pl.trajectories"}
@@ -281,6 +287,14 @@ COPY_CALLS = {
     "pp.numeric_time": lambda a: vgfm.pp.numeric_time(a, "time", copy=True),
     "pp.bin_time": lambda a: vgfm.pp.bin_time(a, "time", n_bins=2, copy=True),
     "pp.population_size": lambda a: vgfm.pp.population_size(a, [1, 2, 3], copy=True),
+    "tl.fit_stochastic": lambda a: vgfm.tl.fit_stochastic(a, steps=2, copy=True),
+    "tl.simulate_stochastic": lambda a: vgfm.tl.simulate_stochastic(
+        vgfm.tl.fit_stochastic(a, steps=2, copy=True), n_cells=3, n_samples=2, copy=True),
+    "tl.fates": lambda a: vgfm.tl.fates(vgfm.tl.fit_stochastic(a, steps=2, copy=True), "time",
+                                        n_samples=2, copy=True),
+    "tl.cluster_transitions": lambda a: vgfm.tl.cluster_transitions(
+        vgfm.tl.fit_stochastic(a, steps=2, copy=True), "time", n_samples=2, copy=True),
+    "tl.ensemble": lambda a: vgfm.tl.ensemble(a, n_models=2, copy=True),
 }
 
 
@@ -296,5 +310,5 @@ def test_copy_true_returns_the_modified_copy(name, fitted, adata_fingerprint, as
     assert_same_adata(before, adata_fingerprint(fitted))
     changed = {k for k in ("obs", "obsm", "uns", "layers")
                if set(getattr(out, k).keys()) != set(getattr(fitted, k).keys())}
-    if name not in ("tl.fit", "tl.evaluate", "pp.population_size"):
+    if name not in ("tl.fit", "tl.evaluate", "pp.population_size", "tl.fit_stochastic"):
         assert changed, f"{name}: the copy has no new field"

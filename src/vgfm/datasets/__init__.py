@@ -12,6 +12,7 @@ Public time courses downloaded once from their original location (hash-checked, 
 from __future__ import annotations
 
 from vgfm.datasets._csv import BENCHMARKS, DATA_DIR_ENV, load_benchmark, read_snapshot_csv
+from vgfm.datasets._lineage import lineage_branching
 from vgfm.datasets._remote import (
     REMOTE_FILES,
     cache_dir,
@@ -41,6 +42,7 @@ __all__ = [
     "simulation_gene",
     "gaussian_bifurcation",
     "large_time_course",
+    "lineage_branching",
     "load_benchmark",
     "read_snapshot_csv",
     "sample_gaussian_bifurcation_law",

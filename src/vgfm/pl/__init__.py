@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from vgfm.pl._curves import history, mass
 from vgfm.pl._embedding_plots import growth, trajectories, velocity
+from vgfm.pl._fates import cluster_transitions, fates, hatch_uncertain
 from vgfm.pl._genes import growth_genes
 
-__all__ = ["growth", "velocity", "trajectories", "mass", "history", "growth_genes"]
+__all__ = ["growth", "velocity", "trajectories", "mass", "history", "growth_genes", "fates",
+           "cluster_transitions", "hatch_uncertain"]

@@ -1,0 +1,220 @@
+"""Fates, descendants and uncertainty against lineage truth (issue 10).
+
+Prints tables:
+
+1. fate probabilities (``tl.fates``) vs the true fate probabilities of the early cells of
+   ``datasets.lineage_branching`` (Pearson, pooled over the branches) and predicted vs true
+   expected descendants (Spearman), for 3 seeds, with the estimated σ and with the true σ;
+2. the spread kept by the stochastic simulation: mass-weighted total variance of the SDE
+   (and ODE) rollout from the first time point over the observed total variance, per time;
+3. coverage: share of cells whose true growth lies within ±2 sd of the ensemble mean, per
+   time point, on ``lineage_branching`` and ``two_gene_grn``;
+4. timings: ``tl.fates`` on ~10k cells, ensemble of 5 vs one fit;
+5. CellRank 2 fate probabilities from the same vgfm velocities, when ``cellrank`` is importable.
+
+Usage::
+
+    python benchmarks/fates.py           # full run (~10 min on 2 CPU cores)
+    python benchmarks/fates.py --quick   # smaller data and fewer steps, for development
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy.stats import pearsonr, spearmanr
+
+import vgfm
+
+BRANCH = "branch"
+
+
+FIT_OPTIONS: dict = {}
+
+
+def _fit(adata, quick: bool, seed: int = 0):
+    opts = dict(stage1_steps=600, stage2_steps=20) if quick else {}
+    opts.update(FIT_OPTIONS)
+    t0 = time.perf_counter()
+    vgfm.tl.fit(adata, "time", use_rep="X", progress=False, seed=seed, **opts)
+    return time.perf_counter() - t0
+
+
+def _early(adata):
+    return (adata.obs["time"] == adata.obs["time"].min()).to_numpy()
+
+
+def _scores(adata, key: str) -> tuple[float, float]:
+    e = _early(adata)
+    truth = adata.obsm["true_fates"].to_numpy()[e]
+    pred = adata.obsm[f"{key}_fates"][list(adata.obsm["true_fates"].columns)].to_numpy()[e]
+    ok = np.isfinite(truth).all(1) & np.isfinite(pred).all(1)
+    r = pearsonr(pred[ok].ravel(), truth[ok].ravel())[0]
+    rho = spearmanr(adata.obs[f"{key}_descendants"].to_numpy()[e],
+                    adata.obs["true_descendants"].to_numpy()[e])[0]
+    return float(r), float(rho)
+
+
+def fates_table(seeds, quick: bool, n_samples: int) -> tuple[pd.DataFrame, dict]:
+    rows, kept = [], {}
+    for s in seeds:
+        a = vgfm.datasets.lineage_branching(150 if quick else 300,
+                                            n_replicates=100 if quick else 200, seed=s)
+        t_fit = _fit(a, quick, seed=s)
+        t0 = time.perf_counter()
+        vgfm.tl.fates(a, BRANCH, n_samples=n_samples, seed=s)
+        t_fates = time.perf_counter() - t0
+        r, rho = _scores(a, "vgfm")
+        sigma_est = float(a.uns["vgfm"]["stochastic"]["sigma"])
+        true_sigma = float(a.uns["dataset"]["params"]["noise_sd"])
+        vgfm.tl.fates(a, BRANCH, n_samples=n_samples, seed=s, sigma=true_sigma,
+                      key_added="true_sigma")
+        r_t, rho_t = _scores(a, "true_sigma")
+        growth_r = pearsonr(a.obs["vgfm_growth"], a.obs["true_growth"])[0]
+        rows.append({"seed": s, "n_cells": a.n_obs, "sigma_est": sigma_est,
+                     "fates_pearson": r, "desc_spearman": rho,
+                     "fates_pearson@true_sigma": r_t, "desc_spearman@true_sigma": rho_t,
+                     "growth_pearson(all cells)": growth_r, "fit_s": t_fit, "fates_s": t_fates})
+        kept[s] = a
+    return pd.DataFrame(rows), kept
+
+
+def spread_table(a) -> pd.DataFrame:
+    """Mass-weighted total variance of SDE/ODE rollouts over the observed one, per time."""
+    times = np.sort(a.obs["time"].unique())
+    vgfm.tl.simulate_stochastic(a, t_eval=times, seed=0)
+    sde = a.uns["vgfm_trajectories"]
+    x_ode, lm_ode = vgfm.VGFM.from_adata(a).simulate(a.X[_early(a)], times)
+    rows = []
+    for k, t in enumerate(times[1:], start=1):
+        obs = np.asarray(a.X[(a.obs["time"] == t).to_numpy()], dtype=float)
+        v_obs = obs.var(0).sum()
+        out = {"time": t}
+        for name, x, lm in (("sde", sde["x"][k], sde["log_mass"][k]), ("ode", x_ode[k], lm_ode[k])):
+            w = np.exp(lm - lm.max())
+            w = w / w.sum()
+            mu = (w[:, None] * x).sum(0)
+            out[f"{name}_var_ratio"] = float((w[:, None] * (x - mu) ** 2).sum() / v_obs)
+        rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def coverage_table(a, name: str, reg_m_spread: float = 4.0) -> tuple[pd.DataFrame, dict]:
+    ref = float(a.uns["vgfm"]["train_seconds"])
+    t0 = time.perf_counter()
+    vgfm.tl.ensemble(a, n_models=5, reg_m_spread=reg_m_spread)
+    t_ens = time.perf_counter() - t0
+    name = f"{name} (reg_m_spread={reg_m_spread:g})"
+    rows = []
+    for t in np.sort(a.obs["time"].unique()):
+        m = (a.obs["time"] == t).to_numpy()
+        err = np.abs(a.obs["true_growth"].to_numpy()[m] - a.obs["vgfm_growth_mean"].to_numpy()[m])
+        sd = a.obs["vgfm_growth_sd"].to_numpy()[m]
+        rows.append({"dataset": name, "time": t, "coverage_2sd": float(np.mean(err <= 2 * sd)),
+                     "mean_sd": float(sd.mean()), "mean_abs_err": float(err.mean())})
+    info = a.uns["vgfm_ensemble"]
+    timing = {"dataset": name, "fit_s": ref, "ensemble5_s": t_ens,
+              "members_s": float(np.sum(info["member_seconds"])),
+              "ratio": float(np.sum(info["member_seconds"]) / ref)}
+    return pd.DataFrame(rows), timing
+
+
+def cellrank_table(kept: dict) -> pd.DataFrame | str:
+    try:
+        import cellrank as cr
+        import scanpy as sc
+    except ImportError as err:
+        return f"skipped: cellrank is not importable ({err})"
+    rows = []
+    for s, a in kept.items():
+        b = a.copy()
+        b.layers["Ms"] = np.asarray(b.X, dtype=np.float64)
+        b.layers["vgfm_velocity"] = np.asarray(b.obsm["vgfm_velocity"], dtype=np.float64)
+        sc.pp.neighbors(b, use_rep="X", n_neighbors=30)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            vk = cr.kernels.VelocityKernel(b, xkey="Ms", vkey="vgfm_velocity")
+            vk.compute_transition_matrix()
+            est = cr.estimators.GPCCA(vk)
+            last = (b.obs["time"] == b.obs["time"].max()).to_numpy()
+            est.set_terminal_states({
+                br: list(b.obs_names[last & (b.obs[BRANCH] == br).to_numpy()])
+                for br in b.obs[BRANCH].cat.categories
+            })
+            est.compute_fate_probabilities()
+        fp = est.fate_probabilities
+        names = list(fp.names)
+        probs = pd.DataFrame(np.asarray(fp), index=b.obs_names, columns=names)
+        e = _early(b)
+        truth = b.obsm["true_fates"][names].to_numpy()[e]
+        r = pearsonr(probs.to_numpy()[e].ravel(), truth.ravel())[0]
+        r_v, _ = _scores(b, "vgfm")
+        rows.append({"seed": s, "cellrank_pearson": float(r), "vgfm_fates_pearson": r_v})
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="training option passed to vgfm.tl.fit (e.g. reg_m=3), repeatable")
+    ap.add_argument("--only-fates", action="store_true", help="print table 1 only")
+    args = ap.parse_args()
+    for item in args.option:
+        k, v = item.split("=", 1)
+        FIT_OPTIONS[k] = float(v) if v.replace(".", "", 1).replace("e-", "", 1).isdigit() else v
+    if FIT_OPTIONS:
+        print("fit options:", FIT_OPTIONS)
+    pd.set_option("display.width", 160)
+    pd.set_option("display.float_format", lambda v: f"{v:.3f}")
+    n_samples = 20 if args.quick else 50
+    t_start = time.perf_counter()
+
+    ft, kept = fates_table(args.seeds, args.quick, n_samples)
+    print("\n## 1. fates and descendants vs lineage truth (lineage_branching, early cells)")
+    print(ft.to_string(index=False))
+    print(f"mean fates Pearson {ft['fates_pearson'].mean():.3f} (target >= 0.8); "
+          f"mean descendants Spearman {ft['desc_spearman'].mean():.3f} (target >= 0.7)")
+
+    if args.only_fates:
+        return
+    a0 = kept[args.seeds[0]]
+    print("\n## 2. spread kept by the simulation (mass-weighted total variance / observed)")
+    print(spread_table(a0.copy()).to_string(index=False))
+
+    print("\n## 3. growth coverage of the ensemble (true growth within +-2 sd of the mean)")
+    cov1, tim1 = coverage_table(a0.copy(), "lineage_branching")
+    cov0, tim0 = coverage_table(a0.copy(), "lineage_branching", reg_m_spread=1.0)
+    grn = vgfm.datasets.two_gene_grn(150 if args.quick else 400, seed=0)
+    _fit(grn, args.quick)
+    cov2, tim2 = coverage_table(grn, "two_gene_grn")
+    cov = pd.concat([cov1, cov0, cov2])
+    print(cov.to_string(index=False))
+    print("overall coverage:", cov.groupby("dataset")["coverage_2sd"].mean().round(3).to_dict(),
+          "(target >= 0.8)")
+
+    print("\n## 4. timings")
+    big = vgfm.datasets.lineage_branching(300 if args.quick else 1500, n_replicates=2, seed=10)
+    big.uns["vgfm"] = a0.uns["vgfm"]  # the seed-0 model and its stochastic part
+    t0 = time.perf_counter()
+    vgfm.tl.fates(big, BRANCH, n_samples=n_samples)
+    t_big = time.perf_counter() - t0
+    timing = pd.DataFrame([tim1, tim0, tim2])
+    print(f"tl.fates on {big.n_obs} cells x {n_samples} samples: {t_big:.1f} s (target <= 120 s)")
+    print(timing.to_string(index=False))
+    print("ensemble of 5 / one fit (members' training seconds over the reference fit's): "
+          f"{timing['ratio'].round(2).tolist()} (target <= 3)")
+
+    print("\n## 5. CellRank 2 from the same velocities")
+    cr_tab = cellrank_table(kept)
+    print(cr_tab if isinstance(cr_tab, str) else cr_tab.to_string(index=False))
+    print(f"\ntotal {time.perf_counter() - t_start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
