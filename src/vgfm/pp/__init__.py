@@ -5,6 +5,7 @@ Every step here is optional: :func:`vgfm.tl.fit` performs the same validation it
 
 from __future__ import annotations
 
+from vgfm.pp._growth_prior import growth_prior
 from vgfm.pp._prepare import check_representation, numeric_time, population_size
 
-__all__ = ["check_representation", "numeric_time", "population_size"]
+__all__ = ["check_representation", "growth_prior", "numeric_time", "population_size"]
