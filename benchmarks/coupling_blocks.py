@@ -83,8 +83,8 @@ def growth_targets(x0, x1, *, mass1, dt, block, cfg, seed):
     gen = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
     with PeakRSS() as mem:
-        c = couple_interval(x0, x1, mass0=1.0, mass1=mass1, dt=dt, reg=cfg.reg,
-                            reg_m=cfg.reg_m, max_block=block, max_blocks=n_blocks,
+        c = couple_interval(x0, x1, mass0=1.0, mass1=mass1, dt=dt, options={"reg": cfg.reg, "reg_m": cfg.reg_m},
+                             max_block=block, max_blocks=n_blocks,
                             generator=gen)
     secs = time.perf_counter() - t0
     out = np.full(n0, np.nan)

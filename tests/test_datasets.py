@@ -254,3 +254,97 @@ def test_large_time_course(base: str) -> None:
     np.testing.assert_array_equal(adata.X, again.X)
     other = vd.large_time_course(30_000, n_dims=20, n_times=5, seed=1, base=base)
     assert not np.allclose(adata.X, other.X)
+
+
+# --------------------------------------------------------------------------------------------
+# three-gene tristable switch
+# --------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tri() -> ad.AnnData:
+    return vd.three_gene_switch(seed=0)
+
+
+def test_three_gene_switch_fields_and_growth_formula(tri: ad.AnnData) -> None:
+    assert list(tri.var_names) == ["gene_1", "gene_2", "gene_3"]
+    assert tri.X.dtype == np.float32 and tri.X.min() >= 0
+    assert tri.obs["day"].cat.categories.tolist() == [
+        "day 0", "day 0.3", "day 0.8", "day 1.6", "day 2.5",
+    ]
+    x = tri.X.astype(np.float64)
+    np.testing.assert_array_equal(tri.obs["branch"].cat.codes.to_numpy(), x.argmax(axis=1))
+    # g(x) = b0 softmax(x/w)_1 - d0 softmax(x/w)_2, computed independently from X
+    e = np.exp(x / 0.3)
+    s = e / e.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(tri.obs["true_growth"], 0.8 * s[:, 0] - 1.2 * s[:, 1], atol=1e-5)
+    # default counts proportional to the true population size
+    sizes = tri.uns["true_population_size"]
+    counts = tri.obs.groupby("time").size().to_numpy()
+    np.testing.assert_array_equal(counts, np.rint(300 * sizes / sizes[0]))
+    # at the last time: gene-1 fate proliferates, gene-2 fate dies, gene-3 fate is neutral
+    last = tri.obs[tri.obs["time"] == 2.5].groupby("branch", observed=True)["true_growth"].mean()
+    assert last["gene_1_high"] == pytest.approx(0.8, abs=0.05)
+    assert last["gene_2_high"] == pytest.approx(-1.2, abs=0.05)
+    assert last["gene_3_high"] == pytest.approx(0.0, abs=0.05)
+
+
+def test_three_gene_switch_population_follows_mean_growth(tri: ad.AnnData) -> None:
+    # log N(t_k)/N_0 = ∫ mean g dt up to the branching noise (sd ≈ sqrt(∫(b+d)dt / N) < 0.03)
+    times = tri.uns["times"]
+    path = tri.uns["true_mean_growth"]
+    gt, gv = np.asarray(path["time"]), np.asarray(path["value"])
+    cum = np.concatenate([[0.0], np.cumsum(np.diff(gt) * 0.5 * (gv[1:] + gv[:-1]))])
+    sizes = tri.uns["true_population_size"]
+    for k, t in enumerate(times):
+        j = int(np.argmin(np.abs(gt - t)))
+        assert gt[j] == pytest.approx(t)
+        assert math.log(sizes[k] / sizes[0]) == pytest.approx(cum[j], abs=0.1)
+        # the sampled cells are a fair sample of the alive particles: their mean growth agrees
+        g_k = tri.obs.loc[tri.obs["time"] == t, "true_growth"].to_numpy()
+        assert g_k.mean() == pytest.approx(gv[j], abs=4 * g_k.std() / math.sqrt(len(g_k)) + 1e-3)
+
+
+@pytest.mark.parametrize(("birth", "death"), [(1.5, 0.0), (0.9, 0.9), (0.3, 1.2)])
+def test_three_gene_switch_constant_rate_law(birth: float, death: float) -> None:
+    # a huge fate temperature makes every rate the same: g ≡ (b0 - d0)/3, a linear
+    # birth-death process with E N(t)/N0 = exp(g t) and
+    # Var N(t)/N0 = (λ+μ)/(λ-μ) e^{gt}(e^{gt} - 1) (→ (λ+μ) t when λ = μ)
+    n0 = 4000
+    adata = vd.three_gene_switch(
+        n_cells_0=50, n_lineages=n0, birth_rate=birth, death_rate=death, growth_width=1e6, seed=3
+    )
+    lam, mu = birth / 3, death / 3
+    g = lam - mu
+    np.testing.assert_allclose(adata.obs["true_growth"], g, atol=1e-6)
+    for t, size in zip(adata.uns["times"], adata.uns["true_population_size"]):
+        if t == 0:
+            continue
+        var = (lam + mu) * t if g == 0 else (lam + mu) / g * math.exp(g * t) * math.expm1(g * t)
+        assert size / n0 == pytest.approx(math.exp(g * t), abs=4 * math.sqrt(var / n0) + 0.005)
+
+
+def test_three_gene_switch_growth_free_mode() -> None:
+    flat = vd.three_gene_switch(birth_rate=0, death_rate=0, seed=1)
+    np.testing.assert_array_equal(flat.uns["true_population_size"], 3000.0)
+    assert flat.obs.groupby("time").size().tolist() == [300] * 5
+    np.testing.assert_array_equal(flat.obs["true_growth"], 0.0)
+    np.testing.assert_array_equal(np.asarray(flat.uns["true_mean_growth"]["value"]), 0.0)
+    # symmetric switch: the three fates are reached in about equal shares (binomial sd ≈ 8)
+    shares = flat.obs.loc[flat.obs["time"] == 2.5, "branch"].value_counts()
+    assert all(abs(c - 100) < 35 for c in shares.to_numpy())
+    # committed by the last time: each cell sits near an attractor (one gene high)
+    x = flat.X[flat.obs["time"].to_numpy() == 2.5]
+    assert np.median(x.max(axis=1)) > 2.0
+
+
+def test_three_gene_switch_seeds_counts_and_errors(tri: ad.AnnData) -> None:
+    np.testing.assert_array_equal(vd.three_gene_switch(seed=0).X, tri.X)
+    fixed = vd.three_gene_switch(n_cells=[80, 80, 80], times=[0.0, 0.5, 2.0], seed=0)
+    assert fixed.obs.groupby("time").size().tolist() == [80, 80, 80]
+    with pytest.raises(ValueError, match="one count per time point"):
+        vd.three_gene_switch(n_cells=[10, 10], seed=0)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        vd.three_gene_switch(times=[0.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="death_rate=-1"):
+        vd.three_gene_switch(death_rate=-1)
+    with pytest.raises(ValueError, match="increase n_lineages"):
+        vd.three_gene_switch(n_cells=[10, 10, 10, 10, 500], n_lineages=100, seed=0)

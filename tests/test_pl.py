@@ -18,7 +18,7 @@ from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.quiver import Quiver
 
 import vgfm.pl as vpl
-from vgfm._constants import trajectories_key, velocity_embedding_key
+from vgfm._data._keys import trajectories_key, velocity_embedding_key
 from vgfm.pl._grid import smooth_on_grid
 from vgfm.pl._utils import time_unit_label
 

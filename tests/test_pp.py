@@ -11,16 +11,11 @@ import pytest
 from scipy import sparse
 
 import vgfm.pp
-from vgfm import _constants
-from vgfm.pp._validate import (
-    TimeMapping,
-    cells_per_time,
-    check_holdout_time,
-    get_representation,
-    resolve_population_size,
-    resolve_times,
-    stored_population_size,
-)
+from vgfm._data import _representation
+from vgfm._data._holdout import check_holdout_time
+from vgfm._data._population import resolve_population_size, stored_population_size
+from vgfm._data._representation import get_representation
+from vgfm._data._times import TimeMapping, cells_per_time, resolve_times
 
 
 def make_adata(time_values, *, n_vars: int = 4, seed: int = 0, categorical: bool = False):
@@ -166,7 +161,7 @@ def test_resolve_times_numeric_column_with_numeric_order():
             ["a", "a", "b", "b", "c", "c"],
             {"order": ["a", "b"]},
             ValueError,
-            ["adata.obs['time']", "missing from order", "'c'"],
+            ["adata.obs['time']", "missing from time_order", "'c'"],
         ),
         (
             ["a", "a", "b", "b"],
@@ -178,7 +173,7 @@ def test_resolve_times_numeric_column_with_numeric_order():
             ["a", "a", "b", "b"],
             {"order": ["a", "b"], "values": [1, 2, 3]},
             ValueError,
-            ["values has 3", "order has 2"],
+            ["time_values has 3", "time_order has 2"],
         ),
         (["a", "a", "b", "b"], {"values": [1, 2]}, ValueError, ["values=", "order="]),
         ([0.0, 0.0, np.inf, np.inf], {}, ValueError, ["non-finite", "'inf'"]),
@@ -195,7 +190,7 @@ def test_resolve_times_errors(cells, kwargs, exc, fragments, adata_fingerprint, 
     assert_same_adata(before, adata_fingerprint(a))
     # the public function raises the same error and writes nothing
     with pytest.raises(exc):
-        vgfm.pp.numeric_time(a, "time", **kwargs)
+        vgfm.pp.numeric_time(a, "time", **{f"time_{k}": v for k, v in kwargs.items()})
     assert_same_adata(before, adata_fingerprint(a))
 
 
@@ -272,7 +267,7 @@ def test_numeric_time_writes_fields(adata, caplog):
 def test_numeric_time_copy_and_key_added(adata, adata_fingerprint, assert_same_adata):
     before = adata_fingerprint(adata)
     out = vgfm.pp.numeric_time(
-        adata, "time", order=["day 0", "day 2", "day 4"], values=[0, 1, 5], key_added="t", copy=True
+        adata, "time", time_order=["day 0", "day 2", "day 4"], time_values=[0, 1, 5], key_added="t", copy=True
     )
     assert_same_adata(before, adata_fingerprint(adata))
     np.testing.assert_array_equal(out.obs["t"], [5, 0, 1, 5, 1, 0, 5, 1])
@@ -350,7 +345,7 @@ def test_population_size_stores_and_is_read_back(adata, tmp_path):
 
 
 def test_stored_population_size_subset_and_value_match(adata):
-    vgfm.pp.population_size(adata, [10, 30, 50], time_key="time", key="k")
+    vgfm.pp.population_size(adata, [10, 30, 50], time_key="time", key_added="k")
     # subset to two time points: extra stored entries are ignored
     sub = adata[adata.obs["time"] != "day 2"].copy()
     _, m_sub = resolve_times(sub, "time")
@@ -373,7 +368,7 @@ def test_population_size_error_leaves_adata(adata, adata_fingerprint, assert_sam
     with pytest.raises(ValueError, match="sizes=None"):
         vgfm.pp.population_size(adata, None, time_key="time")
     assert_same_adata(before, adata_fingerprint(adata))
-    out = vgfm.pp.population_size(adata, [1, 2, 3], time_key="time", key="p", copy=True)
+    out = vgfm.pp.population_size(adata, [1, 2, 3], time_key="time", key_added="p", copy=True)
     assert_same_adata(before, adata_fingerprint(adata))
     np.testing.assert_array_equal(out.uns["p_population_size"]["size"], [1, 2, 3])
 
@@ -447,7 +442,7 @@ def test_sparse_small_densified(adata):
 
 def test_sparse_huge_refused(adata, monkeypatch, adata_fingerprint, assert_same_adata):
     adata.X = sparse.csr_matrix(np.array(adata.X))
-    monkeypatch.setattr(_constants, "MAX_DENSIFY_ENTRIES", 10)
+    monkeypatch.setattr(_representation, "MAX_DENSIFY_ENTRIES", 10)
     before = adata_fingerprint(adata)
     with pytest.raises(ValueError) as info:
         vgfm.pp.check_representation(adata, use_rep="X")

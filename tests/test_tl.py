@@ -15,7 +15,7 @@ from scipy import sparse
 from scipy.spatial.distance import cdist
 
 import vgfm
-import vgfm._constants
+import vgfm._data._representation
 import vgfm.tl._fit
 from vgfm import VGFM
 
@@ -174,8 +174,8 @@ def test_copy_returns_copy_and_leaves_original(adata_fingerprint, assert_same_ad
     a = make_toy()
     before = adata_fingerprint(a)
     out = vgfm.tl.fit(a, "time", progress=False, copy=True, **{**TINY, "stage1_steps": 2})
-    assert isinstance(out, tuple) and len(out) == 2
-    acopy, model = out
+    assert not isinstance(out, tuple)  # copy=True returns the copy (house convention)
+    acopy, model = out, vgfm.get_model(out)
     assert isinstance(acopy, ad.AnnData) and acopy is not a and isinstance(model, VGFM)
     assert "vgfm_velocity" in acopy.obsm and "vgfm" in acopy.uns
     assert_same_adata(before, adata_fingerprint(a))
@@ -539,7 +539,7 @@ def test_fit_bad_input(prepare, kwargs, exc, match, adata_fingerprint, assert_sa
 def test_sparse_x_too_large_is_refused(monkeypatch, adata_fingerprint, assert_same_adata):
     a = make_toy()
     a.X = sparse.csr_matrix(a.X)
-    monkeypatch.setattr(vgfm._constants, "MAX_DENSIFY_ENTRIES", 100)
+    monkeypatch.setattr(vgfm._data._representation, "MAX_DENSIFY_ENTRIES", 100)
     before = adata_fingerprint(a)
     with pytest.raises(ValueError, match=r"adata\.X is sparse.*more than VGFM densifies.*X_pca"):
         vgfm.tl.fit(a, "time", use_rep="X", progress=False, **TINY)

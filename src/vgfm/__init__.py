@@ -6,7 +6,6 @@ unpaired and unbalanced single-cell snapshots (Wang et al., NeurIPS 2025).
 
 from __future__ import annotations
 
-import logging
 from importlib.metadata import PackageNotFoundError, version
 
 try:
@@ -14,9 +13,12 @@ try:
 except PackageNotFoundError:  # pragma: no cover - source checkout without install
     __version__ = "0.0.0"
 
-logging.getLogger("vgfm").addHandler(logging.NullHandler())
+from vgfm import _logging
+
+_logging.install()
 
 from vgfm import datasets, pl, pp, tl  # noqa: E402
 from vgfm._model import VGFM  # noqa: E402
+from vgfm.tl._fit import get_model  # noqa: E402
 
-__all__ = ["VGFM", "datasets", "pl", "pp", "tl", "__version__"]
+__all__ = ["VGFM", "datasets", "get_model", "pl", "pp", "tl", "__version__"]

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from vgfm._data._record import read_record
+
 if TYPE_CHECKING:
     from anndata import AnnData
 
@@ -344,7 +346,7 @@ def _growth_check(adata: AnnData) -> pd.DataFrame:
 def _evaluation_markdown(
     adata: AnnData, evaluation: pd.DataFrame, rho: float, seconds: float, fast: bool
 ) -> str:
-    params = adata.uns["vgfm"]["params"]
+    params = read_record(adata, "vgfm").params
     counts = adata.obs["day"].value_counts(sort=False)
     cells = ", ".join(f"{k}: {v}" for k, v in counts.items())
     lines = [

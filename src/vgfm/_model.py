@@ -11,10 +11,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from vgfm import _constants as C
 from vgfm._core.networks import VelocityGrowthField
 from vgfm._core.ode import integrate
 from vgfm._core.train import TrainConfig, resolve_device
+from vgfm._data import keys
+from vgfm._data._containers import resolve_container
+from vgfm._data._record import read_record
 
 logger = logging.getLogger("vgfm")
 
@@ -167,10 +169,11 @@ class VGFM:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], history: dict | None = None) -> VGFM:
-        """Inverse of :meth:`to_dict`."""
+    def from_dict(cls, d: dict[str, Any], history: dict | None = None,
+                  info: dict[str, Any] | None = None) -> VGFM:
+        """Inverse of :meth:`to_dict`; ``info`` replaces the stored metadata (fit record)."""
         cfg = TrainConfig(**json.loads(str(d["config"])))
-        info = json.loads(str(d["info"]))
+        info = json.loads(str(d["info"])) if info is None else dict(info)
         state = {k: torch.as_tensor(np.asarray(v)) for k, v in d["state"].items()}
         dim = int(info["dim"])
         fld = VelocityGrowthField(
@@ -181,7 +184,8 @@ class VGFM:
         return cls(fld, config=cfg, info=info, history=history)
 
     @classmethod
-    def from_adata(cls, adata: Any, key: str = C.DEFAULT_KEY, *, mod: str | None = None) -> VGFM:
+    def from_adata(cls, adata: Any, key: str = keys.DEFAULT_KEY, *,
+                   mod: str | None = None) -> VGFM:
         """Rebuild the model that :func:`vgfm.tl.fit` stored in ``adata.uns[key]``.
 
         Examples
@@ -189,15 +193,14 @@ class VGFM:
         >>> adata = anndata.read_h5ad("fitted.h5ad")  # doctest: +SKIP
         >>> model = vgfm.VGFM.from_adata(adata)       # doctest: +SKIP
         """
-        from vgfm._anndata_utils import resolve_container
-
         data = resolve_container(adata, mod)
         if key not in data.uns or "model" not in data.uns[key]:
             raise KeyError(
                 f"adata.uns[{key!r}] holds no fitted VGFM model; run vgfm.tl.fit(adata, "
                 f"key_added={key!r}) first (or pass the model object)."
             )
-        model = cls.from_dict(data.uns[key]["model"], history=data.uns[key].get("history"))
+        record = read_record(data, key)
+        model = cls.from_dict(record.model, history=record.history, info=record.model_info())
         model.check_adata(data)
         return model
 
@@ -229,8 +232,6 @@ class VGFM:
         payload = torch.load(Path(path), map_location="cpu", weights_only=False)
         model = cls.from_dict(payload, history=payload.get("history"))
         if adata is not None:
-            from vgfm._anndata_utils import resolve_container
-
             model.check_adata(resolve_container(adata, mod))
         return model
 

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vgfm import _constants as C
+from vgfm._data import keys as C
+from vgfm._core.methods import method_names
 
 logger = logging.getLogger("vgfm")
 
@@ -184,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="population size of every time point, in time order")
     sizes.add_argument("--population-size-file", default=None, metavar="CSV",
                        help="CSV with the population size of every time point")
-    p.add_argument("--method", choices=C.METHODS, default="vgfm",
+    p.add_argument("--method", choices=method_names(), default="vgfm",
                    help="vgfm (growth-aware) or otcfm (balanced baseline) (default: %(default)s)")
     p.add_argument("--device", default=None,
                    help="torch device, e.g. cpu or cuda (default: CUDA when available)")
@@ -370,11 +371,11 @@ def _cmd_plot(args: argparse.Namespace, progress: bool) -> int:
     import numpy as np
 
     import vgfm
-    from vgfm._anndata_utils import get_fit_info, resolve_container
+    from vgfm._data import read_record, resolve_container
 
     data = _read(args.input, args.mod)
     container = resolve_container(data, args.mod)
-    params = get_fit_info(container, args.key)["params"]
+    params = read_record(container, args.key).params
     basis = args.basis or "umap"
     emb_key = C.basis_key(basis)
     has_basis = emb_key in container.obsm

@@ -13,7 +13,7 @@ import logging
 import math
 import time as _time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 import ot
@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from .couplings import IntervalCoupling, couple_interval, squared_distances
 from .matcher import PairSampler, VelocityGrowthMatcher
+from .methods import get_method
 from .metrics import relative_mass_error, wasserstein1
 from .networks import VelocityGrowthField
 from .ode import integrate
@@ -36,8 +37,9 @@ class TrainConfig:
     Attributes
     ----------
     method
-        ``"vgfm"`` (semi-relaxed couplings + growth) or ``"otcfm"`` (balanced couplings, no
-        growth: the OT-CFM baseline through the same code path).
+        A row of the method table (:mod:`vgfm._core.methods`): ``"vgfm"`` (semi-relaxed
+        couplings + growth) or ``"otcfm"`` (balanced couplings, no growth: the OT-CFM baseline
+        through the same code path), or a registered plug-in.
     reg
         Entropic regularisation of the couplings, relative to the mean squared distance.
     reg_m
@@ -64,6 +66,16 @@ class TrainConfig:
         same whatever the number of cells (no effect up to ``val_targets`` held-back cells).
     ode_steps
         Runge-Kutta steps per observed interval.
+    coupling_geometry
+        ``"affine"``: the coupling weights (growth targets) are computed after the target
+        snapshot is aligned to the source's mean and covariance
+        (:func:`vgfm._core.couplings.affine_align`), so a global shift or expansion of the
+        population is not read as growth; ``"euclidean"``: plain squared distances.
+    stage2_loss
+        Distance between the weighted rollout and the observed cells in stage 2 and in
+        checkpoint scoring: ``"w1"`` (exact earth mover's distance) or ``"energy"`` (energy
+        distance, whose minimiser is the observed law even for finite samples, so that it does
+        not reward a rollout that shrinks each cluster towards its mean in high dimension).
     coupling_block, coupling_max_blocks
         Memory bound of the couplings: blocks of at most ``coupling_block`` cells a side, at
         most ``coupling_max_blocks`` blocks per interval.
@@ -90,23 +102,93 @@ class TrainConfig:
     val_particles: int = 1024
     val_targets: int = 2048
     ode_steps: int = 3
+    stage2_loss: str = "w1"
+    coupling_geometry: str = "euclidean"
     coupling_block: int = 2048
     coupling_max_blocks: int = 8
 
     def __post_init__(self) -> None:
-        if self.method not in ("vgfm", "otcfm"):
-            raise ValueError(f"method must be 'vgfm' or 'otcfm', got {self.method!r}")
-        for name in ("reg", "reg_m", "lr", "stage2_lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        get_method(self.method)  # raises with the list of registered methods
+        if self.coupling_geometry not in COUPLING_GEOMETRIES:
+            raise ValueError(f"training option coupling_geometry must be one of "
+                             f"{COUPLING_GEOMETRIES}, got {self.coupling_geometry!r}")
+        if self.stage2_loss not in STAGE2_LOSSES:
+            raise ValueError(f"training option stage2_loss must be one of {STAGE2_LOSSES}, "
+                             f"got {self.stage2_loss!r}")
+        for name, kind, low, low_ok in _CONFIG_RULES:
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL:
+                continue
+            if kind is int:
+                ok_type = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+            else:
+                ok_type = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+                    value, bool)
+            if not ok_type:
+                raise TypeError(
+                    f"training option {name} must be {'an integer' if kind is int else 'a number'}"
+                    f", got {value!r} ({type(value).__name__}); pass e.g. {name}="
+                    f"{_FIELD_DEFAULTS[name]!r}")
+            value = kind(value)
+            if not math.isfinite(value) and not (name == "reg_m" and value == math.inf):
+                raise ValueError(f"training option {name} must be finite, got {value!r}")
+            if value < low or (value == low and not low_ok):
+                bound = f">= {low}" if low_ok else f"> {low}"
+                raise ValueError(
+                    f"training option {name} must be {bound}, got {value!r} "
+                    f"(default {_FIELD_DEFAULTS[name]!r})")
+            setattr(self, name, value)
         if not 0 <= self.val_fraction < 0.5:
             raise ValueError(f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
-        if not self.val_targets >= 1:
-            raise ValueError(f"val_targets must be >= 1, got {self.val_targets!r}")
 
     def to_dict(self) -> dict:
         """Plain-dict view (JSON/h5ad serialisable)."""
         return asdict(self)
+
+
+_FIELD_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
+
+
+# (name, type, lower bound, bound allowed) for every numeric option of TrainConfig
+_CONFIG_RULES: tuple[tuple[str, type, float, bool], ...] = (
+    ("reg", float, 0.0, False), ("reg_m", float, 0.0, False), ("sigma", float, 0.0, True),
+    ("hidden", int, 1, True), ("n_layers", int, 1, True), ("stage1_steps", int, 0, True),
+    ("batch_size", int, 1, True), ("lr", float, 0.0, False), ("stage2_steps", int, 0, True),
+    ("stage2_lr", float, 0.0, False), ("stage2_growth_lr", float, 0.0, False),
+    ("stage2_particles", int, 2, True), ("stage2_targets", int, 2, True),
+    ("mass_weight", float, 0.0, True), ("fm_weight", float, 0.0, True),
+    ("val_fraction", float, 0.0, True), ("val_every", int, 1, True),
+    ("val_particles", int, 2, True), ("val_targets", int, 1, True), ("ode_steps", int, 1, True),
+    ("coupling_block", int, 2, True), ("coupling_max_blocks", int, 1, True),
+)
+_OPTIONAL = frozenset({"stage2_growth_lr"})
+STAGE2_LOSSES = ("w1", "energy")
+COUPLING_GEOMETRIES = ("euclidean", "affine")
+
+
+def energy_distance(x: torch.Tensor, wx: torch.Tensor, y: torch.Tensor,
+                    wy: torch.Tensor) -> torch.Tensor:
+    """Energy distance ``2 E|X-Y| - E|X-X'| - E|Y-Y'|`` between two weighted samples.
+
+    Differentiable in the positions and the weights (weights are normalised here).  Distances
+    are smoothed at 0 (``sqrt(d^2 + tiny)``) so the self terms have finite gradients.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.zeros(1, 1); y = torch.ones(1, 1); w = torch.ones(1, dtype=torch.float64)
+    >>> round(float(energy_distance(x, w, y, w)), 6)
+    2.0
+    """
+    wx = wx / wx.sum()
+    wy = wy / wy.sum()
+    x, y = x.double(), y.double()
+    tiny = 1e-12 * (1.0 + float(y.square().mean()))
+
+    def dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt(squared_distances(a, b) + tiny)
+
+    return 2 * wx @ dist(x, y) @ wy - wx @ dist(x, x) @ wx - wy @ dist(y, y) @ wy
 
 
 @dataclass
@@ -204,11 +286,13 @@ def rollout_scores(
     targets: Sequence[torch.Tensor | None],
     sizes: Sequence[float],
     ode_steps: int,
+    distance: str = "w1",
 ) -> tuple[list[float], list[float], list[float]]:
-    """Roll out from ``x0`` (mass 1 each) without gradient; W1, RME and predicted size per time.
+    """Roll out from ``x0`` (mass 1 each) without gradient; distance, RME and size per time.
 
-    ``targets[k]`` are the observed cells at ``times[k]`` (``None``: skip W1), ``sizes[k]`` the
-    relative population sizes ``r_k``; index 0 is the start and is not scored.
+    ``targets[k]`` are the observed cells at ``times[k]`` (``None``: skip the distance),
+    ``sizes[k]`` the relative population sizes ``r_k``; index 0 is the start and is not scored.
+    ``distance`` is ``"w1"`` (exact EMD) or ``"energy"`` (energy distance).
     """
     with torch.no_grad():
         xs, lms = integrate(fld, x0, times, n_steps=ode_steps)
@@ -218,7 +302,13 @@ def rollout_scores(
         pred.append(float(m.mean()))
         rmes.append(relative_mass_error(pred[-1], sizes[k]))
         y = targets[k]
-        w1s.append(math.nan if y is None else wasserstein1(xs[k], y, m).value)
+        if y is None:
+            w1s.append(math.nan)
+        elif distance == "energy":
+            wy = torch.ones(len(y), dtype=torch.float64, device=y.device)
+            w1s.append(float(energy_distance(xs[k], m, y, wy)))
+        else:
+            w1s.append(wasserstein1(xs[k], y, m).value)
     return w1s, rmes, pred
 
 
@@ -228,6 +318,7 @@ def train(
     *,
     population_size: Sequence[float] | None = None,
     holdout: int | None = None,
+    source_prior: Sequence[np.ndarray | None] | None = None,
     config: TrainConfig | None = None,
     seed: int = 0,
     device: str | torch.device | None = None,
@@ -245,6 +336,11 @@ def train(
         Population sizes ``N_k`` (any scale); default the cell counts ``n_k``.
     holdout
         Index of an interior snapshot left out of training (trained across the gap).
+    source_prior
+        Optional prior on the relative growth of the cells, one positive array per snapshot
+        (``None`` entries: no prior for that snapshot), e.g. from proliferation/apoptosis gene
+        scores; it sets the reference of the relaxed source marginal of each interval (see
+        :func:`vgfm._core.couplings.couple_interval`).  Ignored by methods without growth.
     config
         :class:`TrainConfig`; defaults when ``None``.
     seed
@@ -284,9 +380,22 @@ def train(
     rel = sizes / sizes[0]
     if holdout is not None and not 0 < holdout < k_all - 1:
         raise ValueError("holdout must index an interior time point")
+    if source_prior is not None:
+        if len(source_prior) != k_all:
+            raise ValueError(f"source_prior must hold one entry per snapshot ({k_all}), "
+                             f"got {len(source_prior)}")
+        source_prior = [None if p is None else np.asarray(p, dtype=np.float64).reshape(-1)
+                        for p in source_prior]
+        for k, p in enumerate(source_prior):
+            if p is not None and (len(p) != len(snapshots[k]) or not np.all(np.isfinite(p))
+                                  or np.any(p <= 0)):
+                raise ValueError(
+                    f"source_prior[{k}] must hold {len(snapshots[k])} positive finite values "
+                    f"(one per cell of snapshot {k}), got {len(p)} values with "
+                    f"min {np.min(p) if len(p) else float('nan'):.3g}")
+    seed = _check_seed(seed)
 
     gen = torch.Generator().manual_seed(int(seed))
-    torch.manual_seed(int(seed))  # network initialisation
     snaps_all = [torch.as_tensor(np.asarray(s), dtype=torch.float32).to(dev) for s in snapshots]
     train_idx = [k for k in range(k_all) if k != holdout]
     tr_times = [times[k] for k in train_idx]
@@ -298,30 +407,35 @@ def train(
     tr_snaps = [snaps_all[k][s[0].to(dev)] for k, s in zip(train_idx, splits)]
     val_snaps = [snaps_all[k][s[1].to(dev)] if len(s[1]) else None for k, s in zip(train_idx, splits)]
 
-    growth = cfg.method == "vgfm"
+    spec = get_method(cfg.method)
+    growth = spec.learns_growth
     center, scale = data_scale(tr_snaps)
     # distances in d dimensions are compared in units of the data's total RMS spread
     # (scale * sqrt(d)), so W1 terms weigh the same against the mass term in 2 or 1000 dims
     dist_unit = scale * math.sqrt(snaps_all[0].shape[1])
     t_span = times[-1] - times[0]
-    torch.manual_seed(int(seed))
-    fld = VelocityGrowthField(
-        snaps_all[0].shape[1], center=center, scale=scale, t_start=times[0], t_span=t_span,
-        hidden=cfg.hidden, n_layers=cfg.n_layers, growth=growth,
-    ).to(dev)
+    # network initialisation from the seed without touching the caller's global torch RNG
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        fld = VelocityGrowthField(
+            snaps_all[0].shape[1], center=center, scale=scale, t_start=times[0], t_span=t_span,
+            hidden=cfg.hidden, n_layers=cfg.n_layers, growth=growth,
+        ).to(dev)
 
     # ---- couplings -------------------------------------------------------------------------
     t_setup = _time.perf_counter()
     couplings = []
     for k in range(len(tr_snaps) - 1):
         dt = tr_times[k + 1] - tr_times[k]
-        if growth:
-            m0, m1, reg_m = tr_rel[k], tr_rel[k + 1], cfg.reg_m
-        else:
-            m0, m1, reg_m = 1.0, 1.0, math.inf
+        m0, m1 = (tr_rel[k], tr_rel[k + 1]) if growth else (1.0, 1.0)
+        prior = None
+        if source_prior is not None and growth:
+            prior = torch.as_tensor(np.asarray(source_prior[train_idx[k]], dtype=np.float64))
+            prior = prior[splits[k][0]]
         couplings.append(couple_interval(
-            tr_snaps[k], tr_snaps[k + 1], mass0=m0, mass1=m1, dt=dt, reg=cfg.reg, reg_m=reg_m,
-            max_block=cfg.coupling_block, max_blocks=cfg.coupling_max_blocks, generator=gen,
+            tr_snaps[k], tr_snaps[k + 1], mass0=m0, mass1=m1, dt=dt, solver=spec.solver,
+            options=cfg.to_dict(), max_block=cfg.coupling_block,
+            max_blocks=cfg.coupling_max_blocks, source_prior=prior, generator=gen,
         ))
     t_couplings = _time.perf_counter()
     logger.info("couplings ready for %d intervals (%.1fs)", len(couplings),
@@ -358,7 +472,7 @@ def train(
     def score() -> float:
         t0 = _time.perf_counter()
         w1s, rmes, _ = rollout_scores(fld, val_start, tr_times, score_targets, tr_rel,
-                                      cfg.ode_steps)
+                                      cfg.ode_steps, distance=cfg.stage2_loss)
         t_val[0] += _time.perf_counter() - t0
         return float(np.nanmean(w1s)) / dist_unit + float(np.mean(rmes))
 
@@ -386,9 +500,12 @@ def train(
                                                 dtype=torch.float64, device=dev)
                 # |x|^2 + |y|^2 - 2 x.y: two (particles, targets) matrices instead of a
                 # (particles, targets, d) difference tensor (~70x faster with its backward)
-                d2 = squared_distances(xs[k].double(), y.double())
-                cost = torch.sqrt(d2 + 1e-12 * scale**2)
-                loss_w = loss_w + ot.emd2(a, b, cost) / dist_unit
+                if cfg.stage2_loss == "energy":
+                    loss_w = loss_w + energy_distance(xs[k], a, y, b) / dist_unit
+                else:
+                    d2 = squared_distances(xs[k].double(), y.double())
+                    cost = torch.sqrt(d2 + 1e-12 * scale**2)
+                    loss_w = loss_w + ot.emd2(a, b, cost) / dist_unit
                 if growth:
                     log_mean_m = torch.logsumexp(lms[k], 0) - math.log(len(idx))
                     loss_m = loss_m + (log_mean_m - log_rel[k]) ** 2
@@ -426,8 +543,26 @@ def train(
     return TrainResult(fld, history, couplings, best_step, seconds, extra=timing)
 
 
+def _check_seed(seed: object) -> int:
+    """Seeds are integers in ``[0, 2**63)`` (what ``torch.Generator.manual_seed`` accepts)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an integer, got {seed!r} ({type(seed).__name__}); "
+                        "pass e.g. seed=0")
+    if not 0 <= int(seed) < 2**63:
+        raise ValueError(f"seed must be in [0, 2**63), got {seed!r}; pass e.g. seed=0")
+    return int(seed)
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """``None`` → CUDA when available, else CPU; anything else is passed to ``torch.device``."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {device!r} is not a torch device ({err}); "
+                         "pass None (automatic), 'cpu' or 'cuda'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was requested but CUDA is not available on this "
+                         "machine; pass device=None or 'cpu'")
+    return dev

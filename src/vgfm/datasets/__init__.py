@@ -1,7 +1,7 @@
 """Datasets: the project's own synthetic time courses and readers for snapshot CSV files.
 
 Generators (ground truth in ``obs["true_growth"]`` and ``uns["true_population_size"]``):
-:func:`two_gene_grn`, :func:`gaussian_bifurcation` (with :func:`sample_gaussian_bifurcation_law`)
+:func:`two_gene_grn`, :func:`three_gene_switch`, :func:`gaussian_bifurcation` (with :func:`sample_gaussian_bifurcation_law`)
 and :func:`large_time_course`. Readers: :func:`read_snapshot_csv` and :func:`load_benchmark`.
 
 Public time courses downloaded once from their original location (hash-checked, cached in
@@ -25,6 +25,7 @@ from vgfm.datasets._synthetic import (
     gaussian_bifurcation,
     large_time_course,
     sample_gaussian_bifurcation_law,
+    three_gene_switch,
     two_gene_grn,
 )
 
@@ -43,5 +44,6 @@ __all__ = [
     "load_benchmark",
     "read_snapshot_csv",
     "sample_gaussian_bifurcation_law",
+    "three_gene_switch",
     "two_gene_grn",
 ]

@@ -4,6 +4,8 @@
   branching process whose birth rate depends on the cell state;
 * :func:`gaussian_bifurcation` — the Gaussian bifurcation-with-growth family in any dimension,
   with :func:`sample_gaussian_bifurcation_law` drawing independent samples of its true law;
+* :func:`three_gene_switch` — a tristable three-gene switch whose fates proliferate, die or
+  persist (state-dependent birth *and* death), sampled at uneven times;
 * :func:`large_time_course` — either system lifted into many dimensions, for scale tests with
   10^4 … 10^6 cells.
 """
@@ -24,6 +26,7 @@ __all__ = [
     "gaussian_bifurcation",
     "large_time_course",
     "sample_gaussian_bifurcation_law",
+    "three_gene_switch",
     "two_gene_grn",
 ]
 
@@ -576,6 +579,306 @@ def sample_gaussian_bifurcation_law(
         counts = rng.multinomial(n_cells, masses / masses.sum()).astype(np.int64)
     x, _ = _gaussian_block(counts, centres, n_dims, noise_sd, rng)
     return x[rng.permutation(x.shape[0])]
+
+
+# --------------------------------------------------------------------------------------------
+# three-gene tristable switch with fate-dependent proliferation and death
+# --------------------------------------------------------------------------------------------
+_TRI_BRANCHES = ("gene_1_high", "gene_2_high", "gene_3_high")
+
+
+@dataclass(frozen=True)
+class _TriParams:
+    noise_sd: float = 0.15
+    birth_rate: float = 0.8
+    death_rate: float = 1.2
+    growth_width: float = 0.3
+    self_activation: float = 1.5
+    initial_mean: float = 0.5
+    initial_sd: float = 0.1
+    hill: float = 4.0
+    time_scale: float = 3.0
+    dt: float = 0.01
+
+
+def _tri_drift(x: np.ndarray, p: _TriParams) -> np.ndarray:
+    """``τ (a h(x_i) + 1 / (1 + (Σ_{j≠i} x_j)ⁿ) − x_i)``, ``h = xⁿ / (1 + xⁿ)``."""
+    pw = np.power(x, p.hill)
+    h = pw / (1.0 + pw)
+    others = x.sum(axis=1, keepdims=True) - x
+    repress = 1.0 / (1.0 + np.power(others, p.hill))
+    return p.time_scale * (p.self_activation * h + repress - x)
+
+
+def _tri_fate_weights(x: np.ndarray, p: _TriParams) -> np.ndarray:
+    """Soft fate indicators ``softmax(x / w)`` (rows sum to 1; 1/3 each on the diagonal)."""
+    z = x / p.growth_width
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _tri_rates(x: np.ndarray, p: _TriParams) -> tuple[np.ndarray, np.ndarray]:
+    """Birth ``b₀ s₁(x)`` and death ``d₀ s₂(x)`` rates (``s = softmax(x / w)``)."""
+    s = _tri_fate_weights(x, p)
+    return p.birth_rate * s[:, 0], p.death_rate * s[:, 1]
+
+
+def _tri_net_growth(x: np.ndarray, p: _TriParams) -> np.ndarray:
+    b, d = _tri_rates(x, p)
+    return b - d
+
+
+def _simulate_tri(
+    n_lineages: int, times: np.ndarray, p: _TriParams, rng: np.random.Generator
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """Euler–Maruyama + state-dependent birth–death; alive states and counts at ``times``,
+    plus the mean net growth of the alive particles on the simulation grid."""
+    x = np.abs(p.initial_mean + p.initial_sd * rng.standard_normal((n_lineages, 3)))
+    states, sizes = [x.copy()], [float(n_lineages)]
+    grid_t, grid_g = [float(times[0])], [float(_tri_net_growth(x, p).mean())]
+    t_now = float(times[0])
+    for k in range(1, times.shape[0]):
+        delta = times[k] - times[k - 1]
+        n_steps = max(1, math.ceil(delta / p.dt - 1e-9))
+        dt = delta / n_steps
+        if (p.birth_rate + p.death_rate) * dt > 1.0:
+            raise ValueError(
+                f"dt={p.dt} is too large for birth_rate + death_rate = "
+                f"{p.birth_rate + p.death_rate}; use dt < {1.0 / (p.birth_rate + p.death_rate)}."
+            )
+        sq = p.noise_sd * math.sqrt(dt)
+        for step in range(n_steps):
+            if x.shape[0] > 0:
+                x = x + _tri_drift(x, p) * dt + sq * rng.standard_normal(x.shape)
+                np.abs(x, out=x)  # reflect at 0: expression stays non-negative
+                b, d = _tri_rates(x, p)
+                u = rng.random(x.shape[0])
+                divide = u < b * dt
+                die = (u >= b * dt) & (u < (b + d) * dt)
+                x = np.concatenate([x[~die], x[divide]])
+            t_now = times[k - 1] + (step + 1) * dt
+            grid_t.append(float(t_now))
+            grid_g.append(float(_tri_net_growth(x, p).mean()) if x.shape[0] else 0.0)
+        states.append(x.copy())
+        sizes.append(float(x.shape[0]))
+    return states, np.asarray(sizes), np.asarray(grid_t), np.asarray(grid_g)
+
+
+def three_gene_switch(
+    n_cells_0: int = 300,
+    *,
+    n_cells: Sequence[int] | None = None,
+    times: Sequence[float] = (0.0, 0.3, 0.8, 1.6, 2.5),
+    noise_sd: float = 0.15,
+    birth_rate: float = 0.8,
+    death_rate: float = 1.2,
+    growth_width: float = 0.3,
+    self_activation: float = 1.5,
+    initial_mean: float = 0.5,
+    initial_sd: float = 0.1,
+    hill: float = 4.0,
+    time_scale: float = 3.0,
+    n_lineages: int | None = None,
+    dt: float = 0.01,
+    seed: int = 0,
+) -> AnnData:
+    """Simulate a three-gene tristable switch whose fates proliferate, die or persist.
+
+    Three genes activate themselves and are repressed by the sum of the other two::
+
+        dx_i = τ (a h(x_i) + 1 / (1 + (Σ_{j≠i} x_j)ⁿ) − x_i) dt + σ dW_i,   h(x) = xⁿ / (1 + xⁿ)
+
+    (τ = ``time_scale``, a = ``self_activation``, n = ``hill``, σ = ``noise_sd``;
+    Euler–Maruyama, reflected at 0). With the defaults cells start undecided near
+    ``(0.5, 0.5, 0.5)`` and commit in equal shares to three attractors near
+    ``(2.45, 0.06, 0.06)`` and its permutations ("gene_1_high", "gene_2_high",
+    "gene_3_high").
+
+    Growth differs from :func:`two_gene_grn` in mechanism: both birth and death depend on the
+    state. With soft fate indicators ``s(x) = softmax(x / w)`` (``w`` = ``growth_width``) every
+    particle divides at rate ``b(x) = birth_rate · s₁(x)`` and dies at rate
+    ``d(x) = death_rate · s₂(x)``: the gene-1 fate proliferates, the gene-2 fate dies out, the
+    gene-3 fate neither grows nor dies, and undecided cells have ``g ≈ (b₀ − d₀)/3``. The true
+    net growth rate is ``g(x) = b(x) − d(x)``. The default sampling times are uneven.
+
+    ``birth_rate=0, death_rate=0`` gives the same dynamics without any growth: the population
+    size is then constant and every snapshot has ``n_cells_0`` cells.
+
+    ``n_lineages`` particles are simulated (default ``10 * n_cells_0``); by default the
+    snapshot at ``t_k`` samples ``round(n_cells_0 · N_k / N_0)`` of the ``N_k`` alive
+    particles without replacement (cell-count ratios equal population-size ratios), or
+    ``n_cells`` cells when given.
+
+    Parameters
+    ----------
+    n_cells_0
+        Number of cells sampled at the first time point.
+    n_cells
+        Explicit number of cells per time point; overrides the proportional default.
+    times
+        Real sampling times, strictly increasing; the simulation starts at ``times[0]``.
+    noise_sd
+        Diffusion coefficient σ.
+    birth_rate
+        Division rate ``b₀`` deep in the gene-1 fate.
+    death_rate
+        Death rate ``d₀`` deep in the gene-2 fate.
+    growth_width
+        Temperature ``w`` of the soft fate indicators (large: the same rates everywhere,
+        ``g ≡ (b₀ − d₀)/3``).
+    self_activation
+        Strength ``a`` of the self-activation.
+    initial_mean, initial_sd
+        Mean (the same for each gene) and standard deviation of the initial cluster.
+    hill
+        Hill coefficient n.
+    time_scale
+        Rate τ of the gene dynamics.
+    n_lineages
+        Number of simulated initial particles (default ``10 * n_cells_0``, at least the largest
+        requested snapshot).
+    dt
+        Largest Euler–Maruyama step; each interval is cut into equal steps no larger than it.
+    seed
+        Seed of :func:`numpy.random.default_rng`.
+
+    Returns
+    -------
+    AnnData
+        ``X``
+            ``float32`` expression of ``gene_1``, ``gene_2``, ``gene_3``.
+        ``obs["time"]``, ``obs["day"]``
+            ``float`` real time and its ordered categorical label (``"day 0.3"``, …).
+        ``obs["branch"]``
+            categorical fate at sampling (the highest gene): ``"gene_1_high"``,
+            ``"gene_2_high"`` or ``"gene_3_high"``.
+        ``obs["true_growth"]``
+            ``float`` true net growth rate ``b(x) − d(x)`` at the cell's state.
+        ``uns["true_population_size"]``
+            ``float`` array, number of alive particles ``N_k`` at each time.
+        ``uns["true_mean_growth"]``
+            ``{"time", "value"}``: mean net growth rate of all alive particles on the
+            simulation grid (``d log E[N] / dt``; ``log N_k/N_0`` is close to its integral).
+        ``uns["times"]``, ``uns["dataset"]``
+            sampling times; name and parameters.
+
+    Examples
+    --------
+    >>> import vgfm
+    >>> adata = vgfm.datasets.three_gene_switch(seed=0)
+    >>> adata.obs["day"].cat.categories.tolist()
+    ['day 0', 'day 0.3', 'day 0.8', 'day 1.6', 'day 2.5']
+    >>> last = adata.obs["time"] == 2.5
+    >>> g = adata.obs.loc[last].groupby("branch", observed=True)["true_growth"].mean()
+    >>> bool(g["gene_1_high"] > 0.7 and g["gene_2_high"] < -1.0 and abs(g["gene_3_high"]) < 0.05)
+    True
+    >>> flat = vgfm.datasets.three_gene_switch(birth_rate=0, death_rate=0, seed=0)
+    >>> flat.obs["time"].value_counts().sort_index().tolist()
+    [300, 300, 300, 300, 300]
+    """
+    t = _check_times(times)
+    if n_cells_0 < 1:
+        raise ValueError(f"n_cells_0 must be a positive integer, got {n_cells_0}.")
+    if n_cells is not None and len(n_cells) != t.shape[0]:
+        raise ValueError(
+            f"n_cells has {len(n_cells)} entries but times has {t.shape[0]}; give one count per "
+            "time point."
+        )
+    if (
+        noise_sd < 0
+        or birth_rate < 0
+        or death_rate < 0
+        or growth_width <= 0
+        or dt <= 0
+        or initial_sd < 0
+    ):
+        raise ValueError(
+            "noise_sd, birth_rate, death_rate and initial_sd must be >= 0 and growth_width, "
+            f"dt > 0; got noise_sd={noise_sd}, birth_rate={birth_rate}, "
+            f"death_rate={death_rate}, initial_sd={initial_sd}, growth_width={growth_width}, "
+            f"dt={dt}."
+        )
+    params = _TriParams(
+        noise_sd=float(noise_sd),
+        birth_rate=float(birth_rate),
+        death_rate=float(death_rate),
+        growth_width=float(growth_width),
+        self_activation=float(self_activation),
+        initial_mean=float(initial_mean),
+        initial_sd=float(initial_sd),
+        hill=float(hill),
+        time_scale=float(time_scale),
+        dt=float(dt),
+    )
+    if n_lineages is None:
+        n_lineages = 10 * n_cells_0
+        if n_cells is not None:
+            n_lineages = max(n_lineages, int(max(n_cells)))
+    rng = np.random.default_rng(seed)
+    states, sizes, grid_t, grid_g = _simulate_tri(int(n_lineages), t, params, rng)
+
+    if n_cells is None:
+        counts = np.rint(n_cells_0 * sizes / sizes[0]).astype(np.int64)
+    else:
+        counts = np.asarray(n_cells, dtype=np.int64)
+    blocks, block_times = [], []
+    for k, (state, n_k) in enumerate(zip(states, counts)):
+        if n_k > state.shape[0]:
+            raise ValueError(
+                f"{int(n_k)} cells requested at time {t[k]:g} but only {state.shape[0]} "
+                f"simulated cells are alive; increase n_lineages (now {n_lineages})."
+            )
+        idx = rng.choice(state.shape[0], size=int(n_k), replace=False)
+        blocks.append(state[idx])
+        block_times.append(np.full(int(n_k), t[k]))
+    x = np.concatenate(blocks)
+    obs_t = np.concatenate(block_times)
+    obs = pd.DataFrame(
+        {
+            "time": obs_t,
+            "day": _day_labels(obs_t),
+            "branch": pd.Categorical.from_codes(
+                np.argmax(x, axis=1).astype(np.int64), categories=list(_TRI_BRANCHES)
+            ),
+            "true_growth": _tri_net_growth(x, params),
+        },
+        index=_cell_names(x.shape[0]),
+    )
+    adata = AnnData(
+        X=x.astype(np.float32),
+        obs=obs,
+        var=pd.DataFrame(index=pd.Index(["gene_1", "gene_2", "gene_3"])),
+    )
+    adata.uns["true_population_size"] = sizes
+    adata.uns["true_mean_growth"] = {"time": grid_t, "value": grid_g}
+    adata.uns["times"] = t
+    adata.uns["dataset"] = {
+        "name": "three_gene_switch",
+        "proliferating_branch": "gene_1_high",
+        "dying_branch": "gene_2_high",
+        "seed": int(seed),
+        "n_lineages": int(n_lineages),
+        "params": {
+            "noise_sd": params.noise_sd,
+            "birth_rate": params.birth_rate,
+            "death_rate": params.death_rate,
+            "growth_width": params.growth_width,
+            "self_activation": params.self_activation,
+            "initial_mean": params.initial_mean,
+            "initial_sd": params.initial_sd,
+            "hill": params.hill,
+            "time_scale": params.time_scale,
+            "dt": params.dt,
+        },
+    }
+    logger.info(
+        "three_gene_switch: %s cells at times %s (true population sizes %s)",
+        counts.tolist(),
+        t.tolist(),
+        sizes.tolist(),
+    )
+    return adata
 
 
 # --------------------------------------------------------------------------------------------

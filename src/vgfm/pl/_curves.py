@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib.ticker import LogFormatter, MaxNLocator
 
-from vgfm._anndata_utils import get_fit_info, resolve_container
-from vgfm._constants import DEFAULT_KEY, trajectories_key
+from vgfm._data._containers import Data, resolve_container
+from vgfm._data._keys import DEFAULT_KEY, trajectories_key
+from vgfm._data._record import read_record
 from vgfm.pl._utils import finish, method_label, new_axes
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ def _as_array(value: Any, dtype: Any = np.float64) -> np.ndarray:
 
 
 def mass(
-    adata: Any,
+    adata: Data,
     *,
     key: str = DEFAULT_KEY,
     logy: bool = False,
@@ -78,20 +79,21 @@ def mass(
     >>> ax = vgfm.pl.mass(adata, show=False)  # doctest: +SKIP
     """
     data = resolve_container(adata, mod)
-    info = get_fit_info(data, key)
-    for field in ("times", "relative_size"):
-        if field not in info:
-            raise KeyError(
-                f"adata.uns[{key!r}][{field!r}] is missing; re-run `vgfm.tl.fit` to record it."
-            )
-    times = _as_array(info["times"])
-    r = _as_array(info["relative_size"])
-    labels = info.get("time_labels")
-    labels = [f"{t:g}" for t in times] if labels is None else [str(s) for s in labels]
-    held = _as_array(info.get("held_out", np.zeros(times.size, dtype=bool)), dtype=bool)
+    record = read_record(data, key)
+    try:
+        times = _as_array(record.times)
+        r = _as_array(record.relative_size)
+    except KeyError as err:
+        raise KeyError(
+            f"adata.uns[{key!r}] records no time points or sizes ({err}); re-run `vgfm.tl.fit` "
+            "to record them."
+        ) from err
+    labels = [str(s) for s in record.time_labels]
+    held = _as_array(record.held_out if record.held_out is not None
+                     else np.zeros(times.size, dtype=bool), dtype=bool)
     if held.size != times.size:
         held = np.zeros(times.size, dtype=bool)
-    time_key = info["params"].get("time_key") or "time"
+    time_key = record.time_key or "time"
 
     fig, ax_ = new_axes(ax, figsize=(5.0, 3.8))
     traj = data.uns.get(trajectories_key(key))
@@ -110,7 +112,7 @@ def mass(
                 t_sim[0],
             )
         ax_.plot(t_sim, pred, color=_PRED_COLOR, lw=1.8, label="predicted (simulation)", zorder=2)
-    evaluation = info.get("evaluation")
+    evaluation = record.evaluation
     if isinstance(evaluation, dict) and "predicted_size" in evaluation and "time" in evaluation:
         ax_.scatter(
             _as_array(evaluation["time"]),
@@ -282,7 +284,7 @@ def _stage2_panel(
 
 
 def history(
-    adata: Any,
+    adata: Data,
     *,
     key: str = DEFAULT_KEY,
     smooth_window: int | None = None,
@@ -341,9 +343,8 @@ def history(
     import matplotlib.pyplot as plt
 
     data = resolve_container(adata, mod)
-    info = get_fit_info(data, key)
-    hist = info.get("history")
-    if not isinstance(hist, dict):
+    hist = read_record(data, key).history
+    if not hist:
         raise KeyError(f"adata.uns[{key!r}]['history'] is missing; it is written by `vgfm.tl.fit`.")
     s1 = _as_array(hist.get("stage1_loss"))
     s2 = _as_array(hist.get("stage2_loss"))

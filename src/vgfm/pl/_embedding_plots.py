@@ -11,15 +11,15 @@ from matplotlib.collections import LineCollection
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.legend import Legend
 
-from vgfm._anndata_utils import get_embedding, get_representation, resolve_container
-from vgfm._constants import (
+from vgfm._data._containers import Data, resolve_container
+from vgfm._data._keys import (
     DEFAULT_KEY,
-    VELOCITY_KINDS,
-    VelocityKind,
     growth_key,
     trajectories_key,
     velocity_embedding_key,
 )
+from vgfm._data._options import VELOCITY_KINDS, VelocityKind
+from vgfm._data._representation import get_embedding, get_representation
 from vgfm.pl._grid import map_to_embedding, smooth_on_grid
 from vgfm.pl._utils import (
     BACKGROUND_GREY,
@@ -45,7 +45,7 @@ __all__ = ["growth", "velocity", "trajectories"]
 # growth
 # --------------------------------------------------------------------------------------------
 def growth(
-    adata: Any,
+    adata: Data,
     *,
     basis: str = "umap",
     key: str = DEFAULT_KEY,
@@ -178,7 +178,7 @@ def _arrow_scale(vectors: np.ndarray, target_length: float) -> float:
 
 
 def velocity(
-    adata: Any,
+    adata: Data,
     *,
     basis: str = "umap",
     key: str = DEFAULT_KEY,
@@ -350,7 +350,7 @@ def _trajectories(data: Any, key: str) -> dict[str, np.ndarray]:
 
 
 def trajectories(
-    adata: Any,
+    adata: Data,
     *,
     basis: str = "umap",
     key: str = DEFAULT_KEY,

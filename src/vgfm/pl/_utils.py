@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from vgfm._anndata_utils import get_fit_info
+from vgfm._data._record import read_record
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -79,8 +79,10 @@ def time_unit_label(time_key: str | None) -> str:
 
 def method_label(adata: AnnData, key: str) -> str:
     """Display name of the fitted method (``"VGFM"`` or ``"OT-CFM"``)."""
-    info = adata.uns.get(key, {})
-    method = info.get("params", {}).get("method", "vgfm") if isinstance(info, dict) else "vgfm"
+    try:
+        method = read_record(adata, key).method
+    except KeyError:
+        method = "vgfm"
     return {"vgfm": "VGFM", "otcfm": "OT-CFM"}.get(str(method), str(method))
 
 
@@ -241,4 +243,4 @@ def style_embedding_axes(ax: Axes, basis: str, emb: np.ndarray, title: str) -> N
 
 def fit_params(adata: AnnData, key: str) -> dict[str, Any]:
     """``adata.uns[key]["params"]`` with a clear error when missing."""
-    return dict(get_fit_info(adata, key)["params"])
+    return read_record(adata, key).params

@@ -34,7 +34,7 @@ import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
 
-from vgfm._anndata_utils import resolve_container
+from vgfm._data import resolve_container
 
 if TYPE_CHECKING:
     from anndata import AnnData

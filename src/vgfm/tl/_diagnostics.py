@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from vgfm import _constants as C
-from vgfm._anndata_utils import resolve_container
 from vgfm._core.couplings import couple_interval
+from vgfm._core.threads import torch_threads
 from vgfm._core.train import TrainConfig
-from vgfm.pp._validate import (
-    cells_per_time,
-    get_representation,
-    population_sizes_or_default,
-    resolve_times,
-)
+from vgfm._data import keys
+from vgfm._data._containers import Data, resolve_container
+from vgfm._data._docs import doc_params
+from vgfm._data._options import validate_seed
+from vgfm._data._population import population_sizes_or_default
+from vgfm._data._representation import get_representation
+from vgfm._data._times import cells_per_time, resolve_times
 
 logger = logging.getLogger("vgfm")
 
@@ -28,25 +27,29 @@ __all__ = ["coupling_diagnostic"]
 _DEFAULT_REG_M = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 50.0)
 
 
+@doc_params
 def coupling_diagnostic(
-    adata: Any,
-    time_key: str = C.DEFAULT_TIME_KEY,
+    adata: Data,
+    time_key: str = keys.DEFAULT_TIME_KEY,
     *,
-    use_rep: str = C.DEFAULT_USE_REP,
+    use_rep: str = keys.DEFAULT_USE_REP,
     reg_m_values: Sequence[float] = _DEFAULT_REG_M,
     reg: float | None = None,
     intervals: Sequence[int] | None = None,
     population_size: Sequence[float] | dict | None = None,
-    key: str = C.DEFAULT_KEY,
+    key: str = keys.DEFAULT_KEY,
+    time_order: Sequence | None = None,
+    time_values: Sequence[float] | None = None,
     max_cells: int = 500,
     seed: int = 0,
     mod: str | None = None,
+    n_threads: int | None = 1,
 ) -> pd.DataFrame:
     """Trade-off between transport cost and growth heterogeneity for a grid of ``reg_m``.
 
-    For each interval ``[t_k, t_{k+1}]`` and each ``reg_m`` the semi-relaxed coupling that
+    For each interval ``[t_k, t_{{k+1}}]`` and each ``reg_m`` the semi-relaxed coupling that
     :func:`vgfm.tl.fit` would use is computed (same cost scaling, same masses ``r_k`` and
-    ``r_{k+1}``, on at most ``max_cells`` random cells a side). Small ``reg_m`` lets the row
+    ``r_{{k+1}}``, on at most ``max_cells`` random cells a side). Small ``reg_m`` lets the row
     marginal ``w = π 1`` deviate freely from the source masses ``a``: the plan moves cells
     over short distances and explains the change of the population by strongly heterogeneous
     growth. Large ``reg_m`` forces every cell to grow alike: growth becomes uniform, cells must
@@ -56,9 +59,9 @@ def coupling_diagnostic(
     Parameters
     ----------
     adata
-        :class:`~anndata.AnnData` or :class:`~mudata.MuData` with a time column.
+        {adata}
     time_key
-        ``.obs`` column with each cell's time point.
+        {time_key}
     use_rep
         Representation the couplings are computed in (``"X"`` or an ``.obsm`` key).
     reg_m_values
@@ -67,18 +70,24 @@ def coupling_diagnostic(
         Entropic regularisation ``ε``; default that of :func:`vgfm.tl.fit`
         (:class:`vgfm._core.train.TrainConfig`).
     intervals
-        Indices ``k`` of the intervals ``[t_k, t_{k+1}]`` to examine; default all.
+        Indices ``k`` of the intervals ``[t_k, t_{{k+1}}]`` to examine; default all.
     population_size
         As in :func:`vgfm.tl.fit`; default the sizes stored by :func:`vgfm.pp.population_size`
         under ``key``, else the cell counts.
     key
         Key of stored population sizes (the ``key_added`` of the later fit).
+    time_order
+        {time_order}
+    time_values
+        {time_values}
     max_cells
         Random subsample per snapshot (the couplings are dense ``n × m`` matrices).
     seed
-        Seed of the subsamples.
+        {seed}
     mod
-        For a MuData: use modality ``mod``.
+        {mod}
+    n_threads
+        {n_threads}
 
     Returns
     -------
@@ -89,7 +98,7 @@ def coupling_diagnostic(
         - ``transport_cost``: ``Σ π_ij ||x_i − x_j||² / Σ π_ij``, the mean squared distance
           travelled under the plan, in ``use_rep`` units;
         - ``marginal_kl``: ``KL(w / Σw ‖ a / Σa)``, how far the growth pattern is from
-          uniform (0: every source cell grows by the same factor ``r_{k+1} / r_k``);
+          uniform (0: every source cell grows by the same factor ``r_{{k+1}} / r_k``);
         - ``growth_sd``, ``growth_min``, ``growth_max``: spread of the growth targets
           ``log(w_i / a_i) / Δt`` (per unit of the user's time).
 
@@ -114,11 +123,12 @@ def coupling_diagnostic(
     eps = TrainConfig().reg if reg is None else float(reg)
     if not eps > 0:
         raise ValueError(f"reg must be > 0, got {reg!r}.")
+    seed = validate_seed(seed)
     container = resolve_container(adata, mod)
-    times, mapping = resolve_times(container, time_key)
+    times, mapping = resolve_times(container, time_key, order=time_order, values=time_values)
     x = get_representation(container, use_rep)
     counts = cells_per_time(times, mapping)
-    sizes = population_sizes_or_default(container, population_size, key, mapping, counts)
+    sizes, _ = population_sizes_or_default(container, population_size, key, mapping, counts)
     rel = np.asarray(sizes, dtype=float) / float(sizes[0])
     n_int = len(mapping.values) - 1
     ks = list(range(n_int)) if intervals is None else [int(k) for k in intervals]
@@ -129,40 +139,42 @@ def coupling_diagnostic(
             f"{n_int - 1}) between the time points {list(mapping.labels)}."
         )
 
-    rng = np.random.default_rng(seed)
-    rows = []
-    for k in ks:
-        t0, t1 = float(mapping.values[k]), float(mapping.values[k + 1])
-        idx0 = np.flatnonzero(times == mapping.values[k])
-        idx1 = np.flatnonzero(times == mapping.values[k + 1])
-        if len(idx0) > max_cells:
-            idx0 = np.sort(rng.choice(idx0, max_cells, replace=False))
-        if len(idx1) > max_cells:
-            idx1 = np.sort(rng.choice(idx1, max_cells, replace=False))
-        x0 = torch.as_tensor(np.asarray(x[idx0]), dtype=torch.float64)
-        x1 = torch.as_tensor(np.asarray(x[idx1]), dtype=torch.float64)
-        d2 = torch.cdist(x0, x1) ** 2
-        a_tot, b_tot = float(rel[k]), float(rel[k + 1])
-        for lam in values:
-            gen = torch.Generator().manual_seed(int(seed))
-            cp = couple_interval(
-                x0, x1, mass0=a_tot, mass1=b_tot, dt=t1 - t0, reg=eps, reg_m=lam,
-                max_block=max(len(x0), len(x1)), max_blocks=1, generator=gen,
-            )
-            plan = cp.plans[0].double()
-            src, tgt = cp.source[0], cp.target[0]
-            total = float(plan.sum())
-            cost = float((plan * d2[src][:, tgt]).sum()) / total
-            w = plan.sum(1).numpy()
-            p = w / w.sum()
-            q = np.full(len(w), 1.0 / len(w))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                kl = float(np.sum(np.where(p > 0, p * np.log(p / q), 0.0)))
-            g = cp.growth[0].double().numpy()
-            rows.append({
-                "interval": k, "t_start": t0, "t_end": t1, "reg_m": lam, "reg": eps,
-                "transport_cost": cost, "marginal_kl": kl, "growth_sd": float(np.std(g)),
-                "growth_min": float(np.min(g)), "growth_max": float(np.max(g)),
-            })
+    with torch_threads(n_threads):
+        rng = np.random.default_rng(seed)
+        rows = []
+        for k in ks:
+            t0, t1 = float(mapping.values[k]), float(mapping.values[k + 1])
+            idx0 = np.flatnonzero(times == mapping.values[k])
+            idx1 = np.flatnonzero(times == mapping.values[k + 1])
+            if len(idx0) > max_cells:
+                idx0 = np.sort(rng.choice(idx0, max_cells, replace=False))
+            if len(idx1) > max_cells:
+                idx1 = np.sort(rng.choice(idx1, max_cells, replace=False))
+            x0 = torch.as_tensor(np.asarray(x[idx0]), dtype=torch.float64)
+            x1 = torch.as_tensor(np.asarray(x[idx1]), dtype=torch.float64)
+            d2 = torch.cdist(x0, x1) ** 2
+            a_tot, b_tot = float(rel[k]), float(rel[k + 1])
+            for lam in values:
+                gen = torch.Generator().manual_seed(int(seed))
+                cp = couple_interval(
+                    x0, x1, mass0=a_tot, mass1=b_tot, dt=t1 - t0,
+                    options={"reg": eps, "reg_m": lam},
+                    max_block=max(len(x0), len(x1)), max_blocks=1, generator=gen,
+                )
+                plan = cp.plans[0].double()
+                src, tgt = cp.source[0], cp.target[0]
+                total = float(plan.sum())
+                cost = float((plan * d2[src][:, tgt]).sum()) / total
+                w = plan.sum(1).numpy()
+                p = w / w.sum()
+                q = np.full(len(w), 1.0 / len(w))
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    kl = float(np.sum(np.where(p > 0, p * np.log(p / q), 0.0)))
+                g = cp.growth[0].double().numpy()
+                rows.append({
+                    "interval": k, "t_start": t0, "t_end": t1, "reg_m": lam, "reg": eps,
+                    "transport_cost": cost, "marginal_kl": kl, "growth_sd": float(np.std(g)),
+                    "growth_min": float(np.min(g)), "growth_max": float(np.max(g)),
+                })
     logger.info("coupling_diagnostic: %d intervals x %d reg_m values", len(ks), len(values))
     return pd.DataFrame(rows)

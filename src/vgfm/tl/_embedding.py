@@ -9,14 +9,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from vgfm._anndata_utils import (
-    get_embedding,
-    get_fit_info,
-    get_representation,
-    obs_times,
-    resolve_container,
-)
-from vgfm._constants import (
+from vgfm._data._containers import Data, resolve_container
+from vgfm._data._keys import (
     DEFAULT_KEY,
     basis_key,
     gene_velocity_key,
@@ -25,6 +19,9 @@ from vgfm._constants import (
     velocity_embedding_key,
     velocity_key,
 )
+from vgfm._data._record import read_record
+from vgfm._data._representation import get_embedding, get_representation
+from vgfm._data._times import cell_times
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -48,9 +45,10 @@ def _get_velocity(adata: AnnData, key: str) -> tuple[np.ndarray, str]:
             f"adata.obsm[{vkey!r}] (VGFM velocities) is missing; available obsm keys: "
             f"{list(adata.obsm.keys())}. Run `vgfm.tl.fit(adata, key_added={key!r})` first."
         )
-    info = adata.uns.get(key, {})
-    params = info.get("params", {}) if isinstance(info, dict) else {}
-    use_rep = params.get("use_rep")
+    try:
+        use_rep = read_record(adata, key).use_rep
+    except KeyError:
+        use_rep = None
     if use_rep is None:
         raise KeyError(
             f"adata.uns[{key!r}]['params']['use_rep'] is missing, so the representation the "
@@ -167,7 +165,7 @@ def _velocity_embedding_array(
 
 
 def velocity_embedding(
-    adata: Any,
+    adata: Data,
     *,
     basis: str = "umap",
     key: str = DEFAULT_KEY,
@@ -175,7 +173,7 @@ def velocity_embedding(
     scale: float = 10.0,
     mod: str | None = None,
     copy: bool = False,
-) -> Any | None:
+) -> Data | None:
     r"""Project VGFM velocities onto a 2-D embedding such as UMAP.
 
     The velocity ``v_i`` of cell ``i`` lives in the representation the model was fitted on
@@ -251,12 +249,12 @@ def velocity_embedding(
 # gene_velocity
 # --------------------------------------------------------------------------------------------
 def gene_velocity(
-    adata: Any,
+    adata: Data,
     *,
     key: str = DEFAULT_KEY,
     mod: str | None = None,
     copy: bool = False,
-) -> Any | None:
+) -> Data | None:
     """Map VGFM velocities from PCA space back to gene space.
 
     With ``use_rep="X_pca"`` and the loadings ``varm["PCs"]`` (n_vars × n_pcs) written by
@@ -373,7 +371,7 @@ def _ranking(genes: np.ndarray, corr: np.ndarray, n_top: int) -> dict[str, np.nd
 
 
 def growth_genes(
-    adata: Any,
+    adata: Data,
     *,
     key: str = DEFAULT_KEY,
     layer: str | None = None,
@@ -381,7 +379,7 @@ def growth_genes(
     n_top: int = 50,
     mod: str | None = None,
     copy: bool = False,
-) -> pd.DataFrame | Any:
+) -> pd.DataFrame | Data:
     """Rank genes by their correlation with the learned growth rate.
 
     For every observed time point, and over all cells, the correlation (Spearman by default,
@@ -405,13 +403,13 @@ def growth_genes(
     mod
         For a MuData: modality to read from and write to.
     copy
-        Write into a copy of ``adata`` and return ``(copy, table)``.
+        Write into a copy of ``adata`` and return the copy (the table is in its ``uns``).
 
     Returns
     -------
     :class:`pandas.DataFrame`
         Genes × (one column per time label, then ``"overall"``) correlation matrix
-        (``(adata_copy, DataFrame)`` when ``copy=True``). Writes
+        (the modified copy when ``copy=True``). Writes
         ``uns["<key>_growth_genes"]`` = ``{"params": {...}, "time_labels": (K,),
         "overall": {"gene": (n_top,), "correlation": (n_top,)},
         "per_time": {label: {"gene", "correlation"}}}`` — dicts of arrays, h5ad-serialisable.
@@ -434,8 +432,8 @@ def growth_genes(
             f"adata.obs[{gkey!r}] (VGFM growth rates) is missing; run "
             f"`vgfm.tl.fit(adata, key_added={key!r})` first."
         )
-    info = get_fit_info(container, key)
-    time_key = info["params"].get("time_key")
+    record = read_record(container, key)
+    time_key = record.time_key or None
     if layer is None:
         X = container.X
         if X is None:
@@ -454,9 +452,10 @@ def growth_genes(
     labels: list[str] = []
     masks: list[np.ndarray] = []
     if time_key is not None:
-        t = obs_times(container, time_key, info.get("time_labels"), info.get("times"))
-        uns_times = np.asarray(info.get("times", np.unique(t[np.isfinite(t)])), dtype=np.float64)
-        uns_labels = info.get("time_labels")
+        t = cell_times(container, time_key, record.time)
+        uns_times = (record.times if record.time is not None
+                     else np.unique(t[np.isfinite(t)]))
+        uns_labels = record.time_labels if record.time is not None else None
         if uns_labels is None or len(uns_labels) != len(uns_times):
             uns_labels = [f"{x:g}" for x in uns_times]
         for tk, lab in zip(uns_times, uns_labels):
@@ -491,4 +490,4 @@ def growth_genes(
     field = growth_genes_key(key)
     target.uns[field] = result
     logger.info("added adata.uns[%r] (genes ranked by %s correlation with growth)", field, method)
-    return (out, table) if copy else table
+    return out if copy else table

@@ -4,31 +4,45 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from vgfm import _constants as C
-from vgfm._anndata_utils import obs_times, resolve_container
-from vgfm._core.metrics import relative_mass_error, wasserstein1
+from vgfm._core.methods import get_method
+from vgfm._core.metrics import relative_mass_error, spread, wasserstein1
 from vgfm._core.ode import grid_times
 from vgfm._core.threads import torch_threads
 from vgfm._core.train import TrainConfig, train
-from vgfm._model import VGFM
-from vgfm.pp._validate import (
-    TimeMapping,
-    cells_per_time,
-    check_holdout_time,
-    get_representation,
-    population_sizes_or_default,
-    resolve_times,
+from vgfm._data import keys
+from vgfm._data._containers import Data, copy_target, resolve_container
+from vgfm._data._docs import doc_params
+from vgfm._data._format import fmt_list, format_number, is_real_number
+from vgfm._data._holdout import check_holdout_time
+from vgfm._data._options import (
+    Method,
+    check_finite_time,
+    resolve_progress,
+    validate_key,
+    validate_seed,
 )
+from vgfm._data._population import SOURCE_CELL_COUNTS, population_sizes_or_default
+from vgfm._data._record import FitRecord, read_record
+from vgfm._data._representation import get_representation
+from vgfm._data._times import cell_times, cells_per_time, resolve_times
+from vgfm._model import VGFM
 
 logger = logging.getLogger("vgfm")
 
+__all__ = ["GENE_LAYER_MAX_ENTRIES", "evaluate", "fit", "get_model", "simulate", "velocity"]
+
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+#: ``fit(gene_velocity=None)`` writes the dense cells × genes velocity layer only up to this
+#: many entries (float32: 4 bytes each, ~80 MB); above, use :func:`vgfm.tl.gene_velocity`.
+GENE_LAYER_MAX_ENTRIES = 20_000_000
 
 
 def _config_from_options(method: str, options: dict[str, Any]) -> TrainConfig:
@@ -41,53 +55,71 @@ def _config_from_options(method: str, options: dict[str, Any]) -> TrainConfig:
     return TrainConfig(method=method, **options)
 
 
-def _copy_target(data: Any, copy: bool, mod: str | None) -> tuple[Any, Any]:
-    """Return (object to hand back, container to write into)."""
-    if copy:
-        data = data.copy()
-    return data, resolve_container(data, mod)
-
-
-def _cell_times(container: Any, info: dict[str, Any]) -> np.ndarray:
-    """Numeric time of each cell, with the label mapping stored at fit time."""
-    return obs_times(container, info["time_key"], info["time_labels"], info["times"])
-
-
-def _write_predictions(container: Any, model: VGFM, key: str, x: np.ndarray,
-                       t: np.ndarray) -> list[str]:
-    v, g = model.predict(x, t)
-    container.obsm[C.velocity_key(key)] = v.astype(np.float32)
-    container.obs[C.growth_key(key)] = g.astype(np.float64)
-    written = [f"obsm[{C.velocity_key(key)!r}]", f"obs[{C.growth_key(key)!r}]"]
-    if model.use_rep == "X_pca" and "PCs" in getattr(container, "varm", {}):
-        pcs = np.asarray(container.varm["PCs"])
-        if pcs.shape[1] >= v.shape[1]:
-            container.layers[C.gene_velocity_key(key)] = (v @ pcs[:, : v.shape[1]].T).astype(
-                np.float32
+def _gene_layer(container: Any, use_rep: str, v: np.ndarray, gene_velocity: bool | None,
+                key: str) -> np.ndarray | None:
+    """Gene-space velocity ``v @ PCs.T`` in float32, or ``None`` (opt-in / size-guarded)."""
+    if gene_velocity is False or use_rep != "X_pca" or "PCs" not in getattr(container, "varm",
+                                                                            {}):
+        if gene_velocity is True:
+            raise ValueError(
+                "gene_velocity=True needs use_rep='X_pca' and adata.varm['PCs'] (the loadings "
+                f"of sc.pp.pca); found use_rep={use_rep!r}, varm keys "
+                f"{list(getattr(container, 'varm', {}).keys())}."
             )
-            written.append(f"layers[{C.gene_velocity_key(key)!r}]")
-    return written
+        return None
+    pcs = np.asarray(container.varm["PCs"])
+    if pcs.shape[1] < v.shape[1]:
+        return None
+    n_entries = int(v.shape[0]) * int(pcs.shape[0])
+    if gene_velocity is None and n_entries > GENE_LAYER_MAX_ENTRIES:
+        logger.info(
+            "not writing layers[%r]: %d cells × %d genes = %s entries exceeds %s; compute it "
+            "with vgfm.tl.gene_velocity(adata, key=%r) or fit(..., gene_velocity=True)",
+            keys.gene_velocity_key(key), v.shape[0], pcs.shape[0], f"{n_entries:,}",
+            f"{GENE_LAYER_MAX_ENTRIES:,}", key,
+        )
+        return None
+    loadings = np.ascontiguousarray(pcs[:, : v.shape[1]].T, dtype=np.float32)
+    return np.asarray(v, dtype=np.float32) @ loadings
 
 
+def _remove_stale(container: Any, key: str) -> list[str]:
+    """Delete fields derived from an earlier fit under ``key`` (they would be stale)."""
+    layers = getattr(container, "layers", None)
+    stale = keys.derived_fields(key, list(container.obsm.keys()), list(container.uns.keys()),
+                                [] if layers is None else list(layers.keys()))
+    removed = []
+    for slot, names in stale.items():
+        for name in names:
+            del getattr(container, slot)[name]
+            removed.append(f"{slot}[{name!r}]")
+    if removed:
+        logger.warning("refit under key %r: removed fields derived from the previous fit: %s",
+                       key, ", ".join(removed))
+    return removed
+
+
+@doc_params
 def fit(
-    adata: Any,
-    time_key: str = C.DEFAULT_TIME_KEY,
+    adata: Data,
+    time_key: str = keys.DEFAULT_TIME_KEY,
     *,
-    use_rep: str = C.DEFAULT_USE_REP,
-    key_added: str = C.DEFAULT_KEY,
-    method: C.Method = "vgfm",
+    use_rep: str = keys.DEFAULT_USE_REP,
+    key_added: str = keys.DEFAULT_KEY,
+    method: Method = "vgfm",
     population_size: Sequence[float] | dict | None = None,
     holdout_time: float | str | None = None,
     time_order: Sequence | None = None,
     time_values: Sequence[float] | None = None,
+    gene_velocity: bool | None = None,
     seed: int = 0,
     device: str | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     mod: str | None = None,
     copy: bool = False,
     n_threads: int | None = 1,
     **options: Any,
-) -> VGFM | tuple[Any, VGFM]:
+) -> VGFM | Data:
     """Fit joint velocity-growth flow matching on a time-course AnnData (or MuData).
 
     Couples consecutive snapshots by semi-relaxed optimal transport, regresses the velocity
@@ -98,65 +130,75 @@ def fit(
     Parameters
     ----------
     adata
-        :class:`~anndata.AnnData` or :class:`~mudata.MuData` with a time column.
+        {adata}
     time_key
-        ``.obs`` column with each cell's time: numeric, or labels like ``"day 2"``/``"E14.5"``.
+        {time_key}
     use_rep
-        Representation to model: an ``.obsm`` key (``"X_pca"``, a MOFA/WNN embedding) or ``"X"``.
+        {use_rep}
     key_added
-        Prefix of every field written (see Returns).
+        Prefix of every field written (letters, digits, ``_``, ``.``, ``-``; see Returns).
     method
-        ``"vgfm"`` (growth-aware) or ``"otcfm"`` (the balanced, growth-free OT-CFM baseline).
+        A method of the table :mod:`vgfm._core.methods`: ``"vgfm"`` (growth-aware) or
+        ``"otcfm"`` (the balanced, growth-free OT-CFM baseline), or one registered there.
     population_size
         Population size per time point (measured counts or relative sizes), as a sequence in
         time order or a dict keyed by time label/value. Default: the values stored by
-        :func:`vgfm.pp.population_size`, else the cell counts.
+        :func:`vgfm.pp.population_size`, else the cell counts (announced with a WARNING).
     holdout_time
         Interior time point (label or value) left out of training to test interpolation.
-    time_order, time_values
-        Explicit order (and numeric values) of non-numeric time labels.
+    time_order
+        {time_order}
+    time_values
+        {time_values}
+    gene_velocity
+        Write the dense gene-space layer ``v @ PCs.T`` (``use_rep="X_pca"`` only): ``None``
+        when it has at most :data:`GENE_LAYER_MAX_ENTRIES` entries, ``True`` always, ``False``
+        never (:func:`vgfm.tl.gene_velocity` computes it on demand).
     seed
-        Seed of every random draw; the same seed on CPU gives the same numbers.
+        {seed}
     device
-        ``"cpu"``, ``"cuda"``, … ; ``None`` picks CUDA when available.
+        {device}
     progress
-        Show progress bars.
+        {progress}
     mod
-        For a MuData: fit on modality ``mod`` instead of the joint object.
+        {mod}
     copy
-        Work on a copy and return ``(copy, model)``.
+        Work on a copy and return it (the model is then :func:`vgfm.get_model` of the copy).
     n_threads
-        Torch CPU threads used meanwhile (restored afterwards); ``None`` keeps torch's
-        setting. One thread is the default: the networks are small, and it avoids the large
-        slowdown when torch's threads compete with the OpenMP threads that Scanpy's
-        neighbours/UMAP (numba) leave running on a small machine.
+        {n_threads}
     **options
         Training options of :class:`vgfm._core.train.TrainConfig` (``reg``, ``reg_m``,
         ``sigma``, ``stage1_steps``, ``stage2_steps``, ``hidden``, …).
 
     Returns
     -------
-    The trained :class:`vgfm.VGFM` (or ``(adata_copy, model)`` with ``copy=True``), and writes
+    The trained :class:`vgfm.VGFM` (or the fitted copy with ``copy=True``), and writes
 
-    - ``obsm[f"{key_added}_velocity"]``: velocity at each cell's own state and time
+    - ``obsm[f"{{key_added}}_velocity"]``: velocity at each cell's own state and time
       (``use_rep`` space, per unit of the user's time);
-    - ``obs[f"{key_added}_growth"]``: growth rate ``g(x, t)`` (per unit time);
-    - ``layers[f"{key_added}_velocity"]``: gene-space velocity, when ``use_rep="X_pca"`` and
-      ``varm["PCs"]`` exist;
-    - ``uns[key_added]``: params, time mapping, population sizes, training history and the
-      model (config + weights), enough for :meth:`vgfm.VGFM.from_adata`.
+    - ``obs[f"{{key_added}}_growth"]``: growth rate ``g(x, t)`` (per unit time);
+    - ``layers[f"{{key_added}}_velocity"]``: gene-space velocity (see ``gene_velocity``);
+    - ``uns[key_added]``: the fit record (params, time mapping and unit, population sizes,
+      training history, timings, versions, and the model's weights), enough for
+      :func:`vgfm.get_model`.
 
-    Nothing is written when the input is invalid or training is interrupted.
+    A refit under the same key removes the fields derived from the previous fit (velocity
+    embeddings, trajectories, growth genes). Nothing is written when the input is invalid or
+    training is interrupted; the fields are assigned together once everything is computed.
 
     Examples
     --------
     >>> import vgfm
-    >>> adata = vgfm.datasets.two_gene_grn(seed=0)
-    >>> model = vgfm.tl.fit(adata, "time", use_rep="X", progress=False)  # doctest: +SKIP
-    >>> adata.obs["vgfm_growth"].describe()                              # doctest: +SKIP
+    >>> adata = vgfm.datasets.two_gene_grn(n_cells_0=50, seed=0)
+    >>> model = vgfm.tl.fit(adata, "time", use_rep="X", population_size=[1, 1.5, 2, 3, 4],
+    ...                     stage1_steps=20, stage2_steps=0, progress=False)
+    >>> adata.obs["vgfm_growth"].shape == (adata.n_obs,)
+    True
     """
-    if method not in C.METHODS:
-        raise ValueError(f"method must be one of {C.METHODS}, got {method!r}")
+    get_method(method)  # the method table names the valid methods
+    validate_key(key_added, "key_added")
+    seed = validate_seed(seed)
+    show_progress = resolve_progress(progress)
     cfg = _config_from_options(method, options)
     container = resolve_container(adata, mod)
     if getattr(container, "isbacked", False):
@@ -167,70 +209,148 @@ def fit(
     times, mapping = resolve_times(container, time_key, order=time_order, values=time_values)
     x = get_representation(container, use_rep)
     counts = cells_per_time(times, mapping)
-    sizes = population_sizes_or_default(container, population_size, key_added, mapping, counts)
+    sizes, source = population_sizes_or_default(container, population_size, key_added, mapping,
+                                                counts)
+    if source == SOURCE_CELL_COUNTS:
+        logger.warning(
+            "population sizes are the cell counts per time point (%s): growth is learned as if "
+            "sequencing had sampled a fixed fraction of every population. Pass "
+            "population_size= (or run vgfm.pp.population_size) with measured sizes.",
+            ", ".join(f"{lab}: {int(c)}" for lab, c in zip(mapping.labels, counts)),
+        )
     hold = check_holdout_time(holdout_time, mapping)
     snapshots = [x[times == v] for v in mapping.values]
 
     with torch_threads(n_threads):
         result = train(snapshots, mapping.values, population_size=sizes, holdout=hold,
-                       config=cfg, seed=seed, device=device, progress=progress)
+                       config=cfg, seed=seed, device=device, progress=show_progress)
 
-    info = {
-        "use_rep": use_rep,
-        "dim": int(x.shape[1]),
-        "time_key": time_key,
-        "times": mapping.values.tolist(),
-        "time_labels": list(mapping.labels),
-        "relative_size": (sizes / sizes[0]).tolist(),
-        "n_cells": counts.tolist(),
-        "held_out": [k == hold for k in range(len(mapping.values))],
-        "seed": int(seed),
-    }
-    model = VGFM(result.field, config=cfg, info=info, history=result.history)
+    record = FitRecord(
+        use_rep=use_rep, time_key=time_key, time=mapping, method=method, dim=int(x.shape[1]),
+        n_cells=counts.astype(np.int64), population_size=np.asarray(sizes, dtype=float),
+        population_size_source=source,
+        held_out=np.array([k == hold for k in range(mapping.n_times)], dtype=bool), seed=seed,
+        mod=mod, time_order=None if time_order is None else [str(t) for t in time_order],
+        time_values=None if time_values is None else [float(v) for v in time_values],
+        config={k: v for k, v in cfg.to_dict().items() if k != "method"},
+        history={k: np.asarray(v) for k, v in result.history.items()},
+        timings={"train": float(result.seconds),
+                 **{k: float(v) for k, v in result.extra.items() if k.startswith("seconds_")}},
+    )
+    model = VGFM(result.field, config=cfg, info=record.model_info(), history=result.history)
+    record.model = {k: v for k, v in model.to_dict().items() if k != "info"}
 
-    out, container = _copy_target(adata, copy, mod)
+    # compute everything first ...
     with torch_threads(n_threads):
-        written = _write_predictions(container, model, key_added, x, times)
-    container.uns[key_added] = {
-        "params": {
-            "time_key": time_key, "use_rep": use_rep, "method": method, "seed": int(seed),
-            "holdout_time": "" if hold is None else mapping.labels[hold],
-            "mod": mod or "", **{k: v for k, v in cfg.to_dict().items() if k != "method"},
-        },
-        "times": mapping.values.copy(),
-        "time_labels": np.asarray(mapping.labels, dtype=str),
-        "n_cells": counts.astype(np.int64),
-        "population_size": np.asarray(sizes, dtype=float),
-        "relative_size": np.asarray(sizes / sizes[0], dtype=float),
-        "held_out": np.asarray(info["held_out"], dtype=bool),
-        "history": {k: np.asarray(v) for k, v in result.history.items()},
-        "train_seconds": float(result.seconds),
-        "timing": {k: float(v) for k, v in result.extra.items() if k.startswith("seconds_")},
-        "model": model.to_dict(),
-    }
+        v, g = model.predict(x, times, device=device)
+    layer = _gene_layer(container, use_rep, v, gene_velocity, key_added)
+    uns_entry = record.to_uns()
+
+    # ... then assign in one block
+    out, container = copy_target(adata, copy, mod)
+    _remove_stale(container, key_added)
+    container.obsm[keys.velocity_key(key_added)] = v.astype(np.float32)
+    container.obs[keys.growth_key(key_added)] = g.astype(np.float64)
+    written = [f"obsm[{keys.velocity_key(key_added)!r}]", f"obs[{keys.growth_key(key_added)!r}]"]
+    if layer is not None:
+        container.layers[keys.gene_velocity_key(key_added)] = layer
+        written.append(f"layers[{keys.gene_velocity_key(key_added)!r}]")
+    elif getattr(container, "layers", None) is not None and \
+            keys.gene_velocity_key(key_added) in container.layers:
+        del container.layers[keys.gene_velocity_key(key_added)]
+    container.uns[key_added] = uns_entry
     written.append(f"uns[{key_added!r}]")
     logger.info("vgfm.tl.fit added %s", ", ".join(written))
-    return (out, model) if copy else model
+    return out if copy else model
 
 
-def _model_for(container: Any, model: VGFM | None, key: str) -> VGFM:
+def get_model(adata: Data, *, key: str = keys.DEFAULT_KEY, mod: str | None = None) -> VGFM:
+    """The model that :func:`vgfm.tl.fit` stored in ``adata.uns[key]`` (also after ``.h5ad``).
+
+    Parameters
+    ----------
+    adata
+        Fitted :class:`~anndata.AnnData` or :class:`~mudata.MuData`.
+    key
+        The ``key_added`` of the fit.
+    mod
+        For a MuData: the modality the fit was written to.
+
+    Returns
+    -------
+    The :class:`vgfm.VGFM`, checked against ``adata``'s representation.
+
+    Examples
+    --------
+    >>> import vgfm
+    >>> adata = vgfm.datasets.two_gene_grn(n_cells_0=50, seed=0)
+    >>> out = vgfm.tl.fit(adata, "time", use_rep="X", population_size=[1, 1.5, 2, 3, 4],
+    ...                   stage1_steps=5, stage2_steps=0, progress=False, copy=True)
+    >>> vgfm.get_model(out).use_rep
+    'X'
+    """
+    return VGFM.from_adata(adata, key, mod=mod)
+
+
+def _model_and_record(container: Any, model: VGFM | None, key: str) -> tuple[VGFM, FitRecord]:
     if model is None:
-        return VGFM.from_adata(container, key)
+        record = read_record(container, key)
+        return VGFM.from_adata(container, key), record
     model.check_adata(container)
-    return model
+    return model, FitRecord.from_model_info(model.info, model.config.to_dict())
 
 
+def _cell_times(container: Any, record: FitRecord, time_order: Sequence | None,
+                time_values: Sequence[float] | None) -> np.ndarray:
+    return cell_times(container, record.time_key, record.time, time_order=time_order,
+                      time_values=time_values)
+
+
+def _warn_extrapolation(record: FitRecord, t: np.ndarray, what: str) -> None:
+    lo, hi = float(record.times[0]), float(record.times[-1])
+    span = max(hi - lo, 1e-12)
+    outside = (t < lo - 1e-9 * span) | (t > hi + 1e-9 * span)
+    if np.any(outside):
+        bad = np.unique(t[outside])
+        logger.warning(
+            "%s at times %s outside the fitted range [%s, %s]: the model extrapolates there "
+            "(growth compounds exponentially); results may be meaningless.",
+            what, fmt_list([format_number(b) for b in bad], 5), format_number(lo),
+            format_number(hi),
+        )
+
+
+def _time_of(time: Any, record: FitRecord) -> float:
+    """A scalar ``time=`` option: a label of the fit or a finite number."""
+    if isinstance(time, str):
+        k = record.time.find(time) if record.time is not None else None
+        if k is None:
+            raise ValueError(
+                f"time={time!r} is not a time point of the fit; available: "
+                f"{list(record.time_labels)} (values {record.times.tolist()}), or pass a number."
+            )
+        return float(record.times[k])
+    if not is_real_number(time):
+        raise TypeError(f"time must be a number or a time label, got {time!r}.")
+    return check_finite_time(time, "time")
+
+
+@doc_params
 def velocity(
-    adata: Any,
+    adata: Data,
     model: VGFM | None = None,
     *,
-    key: str = C.DEFAULT_KEY,
+    key: str = keys.DEFAULT_KEY,
     key_added: str | None = None,
-    time: float | None = None,
+    time: float | str | None = None,
+    time_order: Sequence | None = None,
+    time_values: Sequence[float] | None = None,
+    gene_velocity: bool | None = None,
+    device: str | None = None,
     mod: str | None = None,
     copy: bool = False,
     n_threads: int | None = 1,
-) -> Any | None:
+) -> Data | None:
     """Apply a trained model to any AnnData with the same representation (e.g. new cells).
 
     Parameters
@@ -238,61 +358,91 @@ def velocity(
     adata
         Cells to evaluate; must carry the model's ``use_rep`` with the same dimension.
     model
-        Trained model; ``None`` rebuilds it from ``adata.uns[key]``.
+        {model}
     key
-        Where the model is stored when ``model=None``.
+        {key}
     key_added
         Prefix of the fields written (default ``key``).
     time
-        Evaluate every cell at this time instead of its own ``obs[time_key]``.
-    mod, copy
-        MuData modality; work on a copy and return it.
+        Evaluate every cell at this time (a label of the fit such as ``"day 2"``, or a number)
+        instead of its own ``obs[time_key]``.
+    time_order
+        {time_order} Only needed for labels the fit did not see.
+    time_values
+        {time_values}
+    gene_velocity
+        Also write the gene-space layer, as in :func:`vgfm.tl.fit`.
+    device
+        {device}
+    mod
+        {mod}
+    copy
+        {copy}
     n_threads
-        Torch CPU threads used meanwhile (restored afterwards); ``None`` keeps torch's
-        setting. One thread is the default: the networks are small, and it avoids the large
-        slowdown when torch's threads compete with the OpenMP threads that Scanpy's
-        neighbours/UMAP (numba) leave running on a small machine.
+        {n_threads}
 
     Returns
     -------
-    ``None`` (or the copy); writes ``obsm[f"{key_added}_velocity"]`` and
-    ``obs[f"{key_added}_growth"]`` (and the gene-space layer for ``X_pca``).
+    ``None`` (or the copy); writes ``obsm[f"{{key_added}}_velocity"]``,
+    ``obs[f"{{key_added}}_growth"]`` and (see ``gene_velocity``) the gene-space layer.
 
     Examples
     --------
-    >>> vgfm.tl.velocity(new_cells, model)  # doctest: +SKIP
+    >>> import vgfm
+    >>> adata = vgfm.datasets.two_gene_grn(n_cells_0=50, seed=0)
+    >>> model = vgfm.tl.fit(adata, "time", use_rep="X", population_size=[1, 1.5, 2, 3, 4],
+    ...                     stage1_steps=5, stage2_steps=0, progress=False)
+    >>> vgfm.tl.velocity(adata, model, time=1.0, key_added="at_t1")
+    >>> adata.obsm["at_t1_velocity"].shape == (adata.n_obs, 2)
+    True
     """
+    out_key = validate_key(key_added if key_added is not None else key, "key_added")
     container = resolve_container(adata, mod)
-    mdl = _model_for(container, model, key)
+    mdl, record = _model_and_record(container, model, key)
     x = get_representation(container, mdl.use_rep)
-    if time is None and mdl.info["time_key"] not in container.obs:
-        raise KeyError(
-            f"adata.obs[{mdl.info['time_key']!r}] (the time key the model was fitted with) is "
-            f"missing; available obs columns: {list(container.obs.columns)}. Pass `time=` to "
-            "evaluate every cell at one time."
-        )
-    t = np.full(len(x), float(time)) if time is not None else _cell_times(container, mdl.info)
-    out, container = _copy_target(adata, copy, mod)
+    if time is not None:
+        t = np.full(len(x), _time_of(time, record))
+    else:
+        if record.time_key not in container.obs:
+            raise KeyError(
+                f"adata.obs[{record.time_key!r}] (the time key the model was fitted with) is "
+                f"missing; available obs columns: {list(container.obs.columns)}. Pass `time=` "
+                "to evaluate every cell at one time."
+            )
+        t = _cell_times(container, record, time_order, time_values)
+    _warn_extrapolation(record, t, "velocity")
     with torch_threads(n_threads):
-        written = _write_predictions(container, mdl, key_added or key, x, t)
+        v, g = mdl.predict(x, t, device=device)
+    layer = _gene_layer(container, mdl.use_rep, v, gene_velocity, out_key)
+    out, container = copy_target(adata, copy, mod)
+    container.obsm[keys.velocity_key(out_key)] = v.astype(np.float32)
+    container.obs[keys.growth_key(out_key)] = g.astype(np.float64)
+    written = [f"obsm[{keys.velocity_key(out_key)!r}]", f"obs[{keys.growth_key(out_key)!r}]"]
+    if layer is not None:
+        container.layers[keys.gene_velocity_key(out_key)] = layer
+        written.append(f"layers[{keys.gene_velocity_key(out_key)!r}]")
     logger.info("vgfm.tl.velocity added %s", ", ".join(written))
     return out if copy else None
 
 
+@doc_params
 def simulate(
-    adata: Any,
+    adata: Data,
     model: VGFM | None = None,
     *,
-    key: str = C.DEFAULT_KEY,
+    key: str = keys.DEFAULT_KEY,
     start_time: float | str | None = None,
     n_cells: int | None = None,
     t_eval: Sequence[float] | None = None,
     n_per_interval: int = 10,
+    time_order: Sequence | None = None,
+    time_values: Sequence[float] | None = None,
     seed: int = 0,
+    device: str | None = None,
     mod: str | None = None,
     copy: bool = False,
     n_threads: int | None = 1,
-) -> Any | None:
+) -> Data | None:
     """Simulate trajectories and lineage masses from the cells of one time point.
 
     Parameters
@@ -301,96 +451,132 @@ def simulate(
         Fitted AnnData/MuData (or any data with the model's representation when ``model`` is
         given).
     model
-        Trained model; ``None`` rebuilds it from ``adata.uns[key]`` (works after a
-        ``write_h5ad``/``read_h5ad`` round trip).
+        {model}
     key
-        Key of the fit; the result goes to ``uns[f"{key}_trajectories"]``.
+        Key of the fit; the result goes to ``uns[f"{{key}}_trajectories"]``.
     start_time
         Time point (label or value) whose cells start the simulation; default the first.
     n_cells
         Number of start cells drawn at random (``seed``) from that time point; default all.
     t_eval
-        Output times; default every observed time from ``start_time`` on plus
-        ``n_per_interval - 1`` equally spaced points inside each interval.
+        Output times (finite); default every observed time from ``start_time`` on plus
+        ``n_per_interval - 1`` equally spaced points inside each interval. Times beyond the
+        fitted range are extrapolation (a WARNING says so).
     n_per_interval
-        Output steps per observed interval of the default ``t_eval``.
+        Output steps per observed interval of the default ``t_eval`` (at least 1).
+    time_order
+        {time_order} Only needed for labels the fit did not see.
+    time_values
+        {time_values}
     seed
         Seed of the start-cell subsample.
-    mod, copy
-        MuData modality; work on a copy and return it.
+    device
+        {device}
+    mod
+        {mod}
+    copy
+        {copy}
     n_threads
-        Torch CPU threads used meanwhile (restored afterwards); ``None`` keeps torch's
-        setting. One thread is the default: the networks are small, and it avoids the large
-        slowdown when torch's threads compete with the OpenMP threads that Scanpy's
-        neighbours/UMAP (numba) leave running on a small machine.
+        {n_threads}
 
     Returns
     -------
-    ``None`` (or the copy); writes ``uns[f"{key}_trajectories"] = {"t": (T,), "x": (T, N, d),
-    "log_mass": (T, N), "start_obs": (N,)}``, every particle starting with ``log_mass = 0``.
+    ``None`` (or the copy); writes ``uns[f"{{key}}_trajectories"] = {{"t": (T,), "x": (T, N, d),
+    "log_mass": (T, N), "start_obs": (N,)}}``, every particle starting with ``log_mass = 0``.
 
     Examples
     --------
-    >>> vgfm.tl.simulate(adata, n_cells=200)  # doctest: +SKIP
-    >>> adata.uns["vgfm_trajectories"]["x"].shape  # doctest: +SKIP
+    >>> import vgfm
+    >>> adata = vgfm.datasets.two_gene_grn(n_cells_0=50, seed=0)
+    >>> model = vgfm.tl.fit(adata, "time", use_rep="X", population_size=[1, 1.5, 2, 3, 4],
+    ...                     stage1_steps=5, stage2_steps=0, progress=False)
+    >>> vgfm.tl.simulate(adata, n_cells=20, n_per_interval=2)
+    >>> adata.uns["vgfm_trajectories"]["x"].shape
+    (9, 20, 2)
     """
+    seed = validate_seed(seed)
+    if isinstance(n_per_interval, bool) or not isinstance(n_per_interval, (int, np.integer)) \
+            or n_per_interval < 1:
+        raise ValueError(
+            f"n_per_interval must be an int >= 1 (output steps per observed interval), got "
+            f"{n_per_interval!r}."
+        )
     container = resolve_container(adata, mod)
-    mdl = _model_for(container, model, key)
+    mdl, record = _model_and_record(container, model, key)
     x = get_representation(container, mdl.use_rep)
-    cell_t = _cell_times(container, mdl.info)
-    obs_times = mdl.times
+    cell_t = _cell_times(container, record, time_order, time_values)
+    fitted = record.times
     if start_time is None:
-        t0 = float(obs_times[0])
+        t0 = float(fitted[0])
     else:
-        mapping = TimeMapping(tuple(mdl.info["time_labels"]), obs_times)
-        k = mapping.find(start_time)
+        k = record.time.find(start_time)
         if k is None:
             raise ValueError(
                 f"start_time={start_time!r} is not a time point of the fit; available: "
-                f"{list(mapping.labels)} (values {obs_times.tolist()})."
+                f"{list(record.time_labels)} (values {fitted.tolist()})."
             )
-        t0 = float(obs_times[k])
+        t0 = float(fitted[k])
     idx = np.flatnonzero(np.isclose(cell_t, t0))
     if len(idx) == 0:
-        raise ValueError(f"no cells at start time {t0} in adata.obs[{mdl.info['time_key']!r}]")
+        raise ValueError(f"no cells at start time {t0} in adata.obs[{record.time_key!r}]")
     if n_cells is not None:
         if n_cells < 1:
             raise ValueError(f"n_cells must be >= 1, got {n_cells}")
         rng = np.random.default_rng(seed)
         idx = np.sort(rng.choice(idx, min(n_cells, len(idx)), replace=False))
     if t_eval is None:
-        t_grid = np.asarray(grid_times(obs_times[obs_times >= t0], n_per_interval))
+        t_grid = np.asarray(grid_times(fitted[fitted >= t0], n_per_interval))
     else:
-        t_grid = np.asarray(sorted(set(float(v) for v in t_eval) | {t0}))
+        try:
+            requested = np.asarray(t_eval, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"t_eval must be a sequence of numbers, got {t_eval!r}.") from err
+        if not np.all(np.isfinite(requested)):
+            raise ValueError(
+                f"t_eval must hold finite times, got {requested.tolist()}; drop NaN/inf."
+            )
+        t_grid = np.asarray(sorted(set(requested.tolist()) | {t0}))
         if t_grid[0] < t0:
             raise ValueError(f"t_eval must not start before start_time {t0}")
+    if len(t_grid) < 2:
+        raise ValueError(
+            f"nothing to simulate: the output times {t_grid.tolist()} hold only the start time "
+            f"{format_number(t0)}; pass t_eval= with later times or an earlier start_time."
+        )
+    _warn_extrapolation(record, t_grid, "simulate: output")
     with torch_threads(n_threads):
-        xs, lms = mdl.simulate(x[idx], t_grid)
-    out, container = _copy_target(adata, copy, mod)
-    container.uns[C.trajectories_key(key)] = {
+        xs, lms = mdl.simulate(x[idx], t_grid, device=device)
+    out, container = copy_target(adata, copy, mod)
+    container.uns[keys.trajectories_key(key)] = {
         "t": t_grid.astype(float),
         "x": xs.astype(np.float32),
         "log_mass": lms.astype(np.float32),
         "start_obs": np.asarray(container.obs_names[idx], dtype=str),
     }
     logger.info("vgfm.tl.simulate added uns[%r] (%d particles, %d times)",
-                C.trajectories_key(key), len(idx), len(t_grid))
+                keys.trajectories_key(key), len(idx), len(t_grid))
     return out if copy else None
 
 
+@doc_params
 def evaluate(
-    adata: Any,
+    adata: Data,
     model: VGFM | None = None,
     *,
-    key: str = C.DEFAULT_KEY,
+    key: str = keys.DEFAULT_KEY,
+    key_added: str | None = None,
     max_cells: int = 6000,
     max_start_cells: int | None = 30_000,
+    time_order: Sequence | None = None,
+    time_values: Sequence[float] | None = None,
+    device: str | None = None,
     mod: str | None = None,
+    copy: bool = False,
     n_threads: int | None = 1,
-) -> pd.DataFrame:
+) -> pd.DataFrame | Data:
     """W1 and relative mass error at every observed time point after the first.
 
-    Definitions of METHOD.md §5: roll out from all cells of the first time point (mass 1
+    Definitions (docs/method.md): roll out from all cells of the first time point (mass 1
     each, no gradient); W1 is the exact EMD (Euclidean cost) between the predicted particles
     weighted by ``m / sum(m)`` and the observed cells; RME is
     ``|mean m(t_k) - r_k| / r_k``.  Snapshots with more than ``max_cells`` cells are compared
@@ -402,9 +588,9 @@ def evaluate(
     repeated calls agree); W1 and the predicted size are then Monte-Carlo estimates over
     those start cells (the W1 subsamples of ``max_cells`` particles are drawn from them, so
     ``w1_se`` covers both the start-cell and the observed-cell sampling).  With at most
-    ``max_start_cells`` cells the rollout uses them all, as in METHOD.md §5.  Cost is then
-    at most one rollout of ``max_start_cells`` particles plus ``n_subsamples`` exact EMDs of
-    ``max_cells`` × ``max_cells`` per time point, whatever the number of cells.
+    ``max_start_cells`` cells the rollout uses them all.  Cost is then at most one rollout of
+    ``max_start_cells`` particles plus ``n_subsamples`` exact EMDs of ``max_cells`` ×
+    ``max_cells`` per time point, whatever the number of cells.
 
     Parameters
     ----------
@@ -412,58 +598,94 @@ def evaluate(
         Fitted AnnData/MuData (or any data with the model's representation and time key when
         ``model`` is given).
     model
-        Trained model; ``None`` rebuilds it from ``adata.uns[key]``.
+        {model}
     key
-        Key of the fit; the table is also stored in ``uns[key]["evaluation"]``.
+        {key}
+    key_added
+        Where the table is stored: ``None`` (default) in the fit record
+        ``uns[key]["evaluation"]`` (when it exists), else ``uns[key_added]``.
     max_cells
-        Snapshot size above which W1 is estimated on subsamples of this many cells.
+        Snapshot size above which W1 is estimated on subsamples of this many cells (>= 1).
     max_start_cells
         Most start cells rolled out (uniform subsample, fixed seed); ``None``: all of them.
+    time_order
+        {time_order} Only needed for labels the fit did not see.
+    time_values
+        {time_values}
+    device
+        {device}
     mod
-        For a MuData: evaluate on modality ``mod`` instead of the joint object.
+        {mod}
+    copy
+        Store the table in a copy of ``adata`` and return the copy instead of the table.
     n_threads
-        Torch CPU threads used meanwhile (restored afterwards); ``None`` keeps torch's
-        setting. One thread is the default: the networks are small, and it avoids the large
-        slowdown when torch's threads compete with the OpenMP threads that Scanpy's
-        neighbours/UMAP (numba) leave running on a small machine.
+        {n_threads}
 
     Returns
     -------
     DataFrame with columns ``time``, ``label``, ``w1``, ``w1_se``, ``rme``,
-    ``predicted_size``, ``observed_size``, ``held_out``; also stored (as arrays) in
-    ``uns[key]["evaluation"]`` when ``uns[key]`` exists.
+    ``predicted_size``, ``observed_size``, ``held_out``, and the spread of the prediction:
+    ``variance_ratio`` (mass-weighted predicted / observed total variance; below 1 means the
+    prediction has collapsed), ``energy_distance`` (predicted vs observed) and its yardstick
+    ``energy_floor`` (the energy distance between two random halves of the observed snapshot,
+    what a perfect prediction scores by sampling alone) — see
+    :func:`vgfm._core.metrics.spread`.  With ``copy=True`` the copy holding it as arrays.
 
     Examples
     --------
-    >>> vgfm.tl.evaluate(adata)[["time", "w1", "rme"]]  # doctest: +SKIP
+    >>> import vgfm
+    >>> adata = vgfm.datasets.two_gene_grn(n_cells_0=50, seed=0)
+    >>> model = vgfm.tl.fit(adata, "time", use_rep="X", population_size=[1, 1.5, 2, 3, 4],
+    ...                     stage1_steps=5, stage2_steps=0, progress=False)
+    >>> vgfm.tl.evaluate(adata)["label"].tolist()
+    ['0.5', '1', '1.5', '2']
     """
+    for name, value in (("max_cells", max_cells), ("max_start_cells", max_start_cells)):
+        if value is None and name == "max_start_cells":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
+    if key_added is not None:
+        validate_key(key_added, "key_added")
     container = resolve_container(adata, mod)
-    mdl = _model_for(container, model, key)
+    mdl, record = _model_and_record(container, model, key)
     x = get_representation(container, mdl.use_rep)
-    cell_t = _cell_times(container, mdl.info)
-    times = mdl.times
-    rel = np.asarray(mdl.info["relative_size"], dtype=float)
-    held = np.asarray(mdl.info["held_out"], dtype=bool)
+    cell_t = _cell_times(container, record, time_order, time_values)
+    times = record.times
+    rel = record.relative_size
+    held = (np.zeros(len(times), dtype=bool) if record.held_out is None
+            else np.asarray(record.held_out, dtype=bool))
     start = np.flatnonzero(np.isclose(cell_t, times[0]))
     if max_start_cells is not None and len(start) > max_start_cells:
-        if max_start_cells < 1:
-            raise ValueError(f"max_start_cells must be >= 1, got {max_start_cells}")
         start = np.sort(np.random.default_rng(0).choice(start, max_start_cells, replace=False))
     with torch_threads(n_threads):
-        xs, lms = mdl.simulate(x[start], times)
+        xs, lms = mdl.simulate(x[start], times, device=device)
     rows = []
     for k in range(1, len(times)):
         m = np.exp(lms[k].astype(np.float64))
         y = x[np.isclose(cell_t, times[k])]
         w = wasserstein1(xs[k], y, m, max_cells=max_cells, seed=k)
         pred = float(m.mean())
+        if not (math.isfinite(w.value) and math.isfinite(pred)):
+            raise ValueError(
+                f"evaluate: non-finite result at time {record.time_labels[k]!r} (W1 {w.value}, "
+                f"predicted size {pred}); the model's growth overflows there."
+            )
+        sp = spread(xs[k], y, m, max_cells=min(max_cells, 2000), seed=k)
         rows.append({
-            "time": float(times[k]), "label": str(mdl.info["time_labels"][k]),
+            "time": float(times[k]), "label": str(record.time_labels[k]),
             "w1": w.value, "w1_se": w.se, "rme": relative_mass_error(pred, rel[k]),
             "predicted_size": pred, "observed_size": float(rel[k]), "held_out": bool(held[k]),
+            "variance_ratio": sp.variance_ratio, "energy_distance": sp.energy_distance,
+            "energy_floor": sp.energy_floor,
         })
     df = pd.DataFrame(rows)
-    if key in container.uns and isinstance(container.uns[key], dict):
-        container.uns[key]["evaluation"] = {c: df[c].to_numpy() for c in df.columns}
-        logger.info("vgfm.tl.evaluate added uns[%r]['evaluation']", key)
-    return df
+    table = {c: df[c].to_numpy() for c in df.columns}
+    out, container = copy_target(adata, copy, mod)
+    if key_added is not None:
+        container.uns[key_added] = table
+        logger.info("vgfm.tl.evaluate added uns[%r]", key_added)
+    elif isinstance(container.uns.get(key), dict):
+        container.uns[key][keys.evaluation_entry()] = table
+        logger.info("vgfm.tl.evaluate added uns[%r][%r]", key, keys.evaluation_entry())
+    return out if copy else df

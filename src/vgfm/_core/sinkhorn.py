@@ -1,0 +1,121 @@
+"""Log-domain semi-relaxed Sinkhorn and squared distances (the numerical kernels of the couplings).
+
+POT's log-stabilised unbalanced solvers do not accept an infinite target relaxation
+(``reg_m=(lam, inf)`` diverges with ``method="sinkhorn_stabilized"``), so the log-domain
+iteration is written here in torch; it is checked against ``ot.unbalanced.sinkhorn_unbalanced``
+at moderate ``eps`` in the test-suite.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+
+logger = logging.getLogger("vgfm")
+
+
+def squared_distances(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distances ``||x_i - y_j||^2`` (clamped at 0).
+
+    Examples
+    --------
+    >>> import torch
+    >>> squared_distances(torch.zeros(1, 2), torch.ones(1, 2))
+    tensor([[2.]])
+    """
+    d = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * x @ y.T
+    return d.clamp_min_(0.0)
+
+
+def _lse_matvec(
+    kernel: torch.Tensor, neg_c: torch.Tensor, h: torch.Tensor, dim: int
+) -> torch.Tensor:
+    """``logsumexp(neg_c + h, dim)`` (``h`` along ``dim``) from ``kernel = exp(neg_c)``.
+
+    ``log(kernel @ exp(h - max h)) + max h`` is one matrix-vector product instead of an
+    exponential of the whole matrix (about 15x faster on a 2048 x 2048 block, same result to
+    ~1e-14).  Rows/columns whose sum falls below ``1e-280`` (where terms lost to underflow
+    could matter) or is not finite are recomputed exactly with ``torch.logsumexp``.
+    """
+    hmax = h.max()
+    e = torch.exp(h - hmax)
+    s = kernel.T @ e if dim == 0 else kernel @ e
+    out = torch.log(s) + hmax
+    bad = ~(s > 1e-280) | ~torch.isfinite(s)
+    if bool(bad.any()):
+        idx = bad.nonzero().squeeze(1)
+        if dim == 0:
+            out[idx] = torch.logsumexp(neg_c[:, idx] + h[:, None], dim=0)
+        else:
+            out[idx] = torch.logsumexp(neg_c[idx] + h[None, :], dim=1)
+    return out
+
+
+def semi_relaxed_sinkhorn(
+    cost: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    reg: float,
+    reg_m: float,
+    *,
+    max_iter: int = 2000,
+    tol: float = 1e-5,
+) -> torch.Tensor:
+    """Log-domain Sinkhorn for semi-relaxed (source-relaxed, target-hard) entropic OT.
+
+    The dual updates are log-sum-exps, evaluated as matrix-vector products with the kernel
+    ``exp(-cost / reg)`` computed once (exact ``logsumexp`` fallback for rows/columns that
+    underflow), so an iteration costs two mat-vecs; memory is a few ``(n, m)`` float64
+    matrices (cost, kernel, plan).
+
+    Parameters
+    ----------
+    cost
+        ``(n, m)`` ground cost (already scaled).
+    a, b
+        Source and target masses, positive, shapes ``(n,)`` and ``(m,)``.
+    reg
+        Entropic regularisation ``eps`` (> 0).
+    reg_m
+        KL weight ``lam`` of the relaxed source marginal; ``math.inf`` gives balanced OT
+        (then ``a.sum()`` must equal ``b.sum()``).
+    max_iter, tol
+        Iteration cap and tolerance on the change of the dual potentials (in units of ``eps``).
+
+    Returns
+    -------
+    The transport plan ``pi`` with ``pi.sum(0) == b``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> c = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    >>> p = semi_relaxed_sinkhorn(c, torch.ones(2), torch.ones(2), 0.05, 1.0)
+    >>> torch.allclose(p.sum(0), torch.ones(2))
+    True
+    """
+    if reg <= 0:
+        raise ValueError(f"reg must be > 0, got {reg}")
+    if reg_m <= 0:
+        raise ValueError(f"reg_m must be > 0, got {reg_m}")
+    fi = 1.0 if math.isinf(reg_m) else reg_m / (reg_m + reg)
+    log_a = a.log()
+    log_b = b.log()
+    f = torch.zeros_like(a)
+    g = torch.zeros_like(b)
+    neg_c = -cost / reg
+    kernel = torch.exp(neg_c)  # the log-sum-exps below are matrix-vector products with it
+    for it in range(max_iter):
+        # target marginal is hard: exact column scaling
+        g = -reg * _lse_matvec(kernel, neg_c, f / reg + log_a, dim=0)
+        f_new = -fi * reg * _lse_matvec(kernel, neg_c, g / reg + log_b, dim=1)
+        err = (f_new - f).abs().max().item() / reg if it % 10 == 0 else math.inf
+        f = f_new
+        if err < tol:
+            break
+    else:
+        logger.debug("semi-relaxed Sinkhorn stopped after %d iterations", max_iter)
+    g = -reg * torch.logsumexp(neg_c + (f / reg + log_a)[:, None], dim=0)
+    return torch.exp(neg_c + (f / reg + log_a)[:, None] + (g / reg + log_b)[None, :])
