@@ -43,6 +43,7 @@ POSITIONAL_ALLOWED = {
     "pp.numeric_time": {"time_key"},
     "pp.bin_time": {"time_key"},
     "tl.coupling_diagnostic": {"time_key"},
+    "tl.choose_reg_m": {"time_key"},
     "pp.population_size": {"sizes"},
 }
 # leading positional arguments of dataset generators/loaders: what is generated or read
@@ -50,15 +51,16 @@ DATASET_POSITIONAL = {"name", "path", "n_cells", "n_cells_0", "n_dims", "time", 
 
 WRITERS = {"tl.fit", "tl.velocity", "tl.simulate", "tl.evaluate", "tl.velocity_embedding",
            "tl.gene_velocity", "tl.growth_genes", "pp.numeric_time", "pp.bin_time",
-           "pp.population_size"}
-READ_ONLY = {"pp.check_representation", "tl.coupling_diagnostic"}
+           "pp.population_size", "pp.growth_prior"}
+READ_ONLY = {"pp.check_representation", "tl.coupling_diagnostic", "tl.choose_reg_m"}
 # writers of new results named by the user (no fit to read): key_added, no key
-NEW_RESULTS = {"tl.fit", "pp.numeric_time", "pp.bin_time", "pp.population_size"}
+NEW_RESULTS = {"tl.fit", "pp.numeric_time", "pp.bin_time", "pp.population_size",
+               "pp.growth_prior"}
 # readers of a fit that also write under a name of their own: key and key_added
 READ_AND_NAME = {"tl.velocity", "tl.evaluate"}
 # functions reading the cells' time points
 TIME_READERS = {"tl.fit", "tl.coupling_diagnostic", "tl.velocity", "tl.simulate", "tl.evaluate",
-                "pp.numeric_time", "pp.population_size"}
+                "pp.numeric_time", "pp.population_size", "tl.choose_reg_m"}
 # functions running the model (torch): device and n_threads
 TORCH_WORK = {"tl.fit", "tl.velocity", "tl.simulate", "tl.evaluate"}
 SHARED_DEFAULTS = {"seed": 0, "device": None, "progress": None, "n_threads": 1, "mod": None,
@@ -279,6 +281,9 @@ COPY_CALLS = {
     "pp.numeric_time": lambda a: vgfm.pp.numeric_time(a, "time", copy=True),
     "pp.bin_time": lambda a: vgfm.pp.bin_time(a, "time", n_bins=2, copy=True),
     "pp.population_size": lambda a: vgfm.pp.population_size(a, [1, 2, 3], copy=True),
+    "pp.growth_prior": lambda a: vgfm.pp.growth_prior(
+        a, proliferation_genes=["0"], apoptosis_genes=["1"], min_genes=1, ctrl_size=2,
+        copy=True),
 }
 
 

@@ -120,3 +120,12 @@ def test_per_snapshot_prior_rejects_bad_columns():
     adata.obs.iloc[3, adata.obs.columns.get_loc("bad")] = -1.0
     with pytest.raises(ValueError, match="finite and > 0 .* 1 cells"):
         growth_prior_per_snapshot(adata, "bad", times=times, time_values=[0.0, 1.0])
+
+
+def test_no_control_genes_is_a_clear_error():
+    rng = np.random.default_rng(0)
+    adata = ad.AnnData(rng.normal(size=(90, 5)).astype(np.float32))  # 5 genes only
+    with pytest.raises(ValueError, match="found no control genes .* data have 5 genes.*n_bins"):
+        vgfm.pp.growth_prior(adata, proliferation_genes=["0"], apoptosis_genes=["1"],
+                             min_genes=1, n_bins=5)
+    assert "growth_prior" not in adata.obs

@@ -34,7 +34,7 @@ import pandas as pd
 import scanpy as sc
 import scipy.sparse as sp
 
-from vgfm._data import resolve_container
+from vgfm._data._containers import Data, resolve_container
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -171,7 +171,7 @@ def _matched(
 
 
 def growth_prior(
-    adata: Any,
+    adata: Data,
     *,
     proliferation_genes: Sequence[str] | None = None,
     apoptosis_genes: Sequence[str] | None = None,
@@ -187,7 +187,7 @@ def growth_prior(
     key_added: str = "growth_prior",
     mod: str | None = None,
     copy: bool = False,
-) -> Any | None:
+) -> Data | None:
     r"""Score proliferation and apoptosis genes and turn them into a per-cell growth prior.
 
     Both scores come from :func:`scanpy.tl.score_genes` (mean expression of the set minus
@@ -277,6 +277,8 @@ def growth_prior(
         raise ValueError(f"clip must be > 0, got {clip}")
     if min_genes < 1:
         raise ValueError(f"min_genes must be >= 1, got {min_genes}")
+    if n_bins < 2 or ctrl_size < 1:
+        raise ValueError(f"n_bins must be >= 2 and ctrl_size >= 1, got {n_bins} and {ctrl_size}")
     target = resolve_container(adata, mod)
     x, names = _expression(target, layer, use_raw)
     sets = GENE_SETS[organism]
@@ -298,8 +300,15 @@ def growth_prior(
                        var=pd.DataFrame(index=pd.Index(names, dtype=str)))
     scores = {}
     for kind, genes in (("proliferation", prolif), ("apoptosis", apopt)):
-        sc.tl.score_genes(light, genes, ctrl_size=ctrl_size, n_bins=n_bins,
-                          random_state=seed, score_name=kind, use_raw=False)
+        try:
+            sc.tl.score_genes(light, genes, ctrl_size=ctrl_size, n_bins=n_bins,
+                              random_state=seed, score_name=kind, use_raw=False)
+        except RuntimeError as err:  # scanpy: "No control genes found in any cut"
+            raise ValueError(
+                f"sc.tl.score_genes found no control genes for the {kind} genes ({err}); the "
+                f"data have {len(names)} genes: pass fewer expression bins (n_bins, now "
+                f"{n_bins}) or a smaller ctrl_size (now {ctrl_size})."
+            ) from err
         scores[kind] = light.obs[kind].to_numpy(dtype=np.float64)
     s = scores["proliferation"] - scores["apoptosis"]
     sd = float(s.std())
@@ -331,7 +340,7 @@ def growth_prior(
 
 
 def growth_prior_per_snapshot(
-    adata: Any,
+    adata: Data,
     key: str = "growth_prior",
     *,
     times: np.ndarray,
