@@ -253,7 +253,7 @@ def _safe(fn: Callable[[], dict[str, Any]], what: str) -> dict[str, Any]:
     """Run one measurement; a failure is recorded (and printed) instead of ending the run."""
     try:
         return fn()
-    except Exception as exc:  # noqa: BLE001 - a benchmark records failures and goes on
+    except Exception as exc:  # a benchmark records failures and goes on
         _progress(f"  FAILED {what}: {type(exc).__name__}: {exc}")
         return {"error": f"{type(exc).__name__}: {exc}"}
 
@@ -303,7 +303,7 @@ def holdout_block(
             runs = []
             for seed in seeds:
                 for t in interior:
-                    def one(t=t, seed=seed, method=method) -> dict[str, Any]:
+                    def one(t=t, seed=seed, method=method, adata=adata) -> dict[str, Any]:
                         res = fit_evaluate(adata, method=method, seed=seed, holdout=t, **opts)
                         row = res["table"][res["table"]["held_out"]].iloc[0]
                         tt, xs, lms, cell_t = _rollout(res["model"], adata)
@@ -401,7 +401,7 @@ def growth_block(
     for name in generators:
         runs = []
         for seed in seeds:
-            def one(seed=seed) -> dict[str, Any]:
+            def one(seed=seed, name=name) -> dict[str, Any]:
                 adata = make_generator(name, seed, growth=True)
                 res = fit_evaluate(adata, seed=seed, **opts)
                 rec = _growth_record(adata, name)
@@ -455,7 +455,7 @@ def no_false_growth_block(
     for name in generators:
         runs = []
         for seed in seeds:
-            def one(seed=seed) -> dict[str, Any]:
+            def one(seed=seed, name=name) -> dict[str, Any]:
                 adata = make_generator(name, seed, growth=False)
                 res = fit_evaluate(adata, seed=seed, **opts)
                 g = adata.obs["vgfm_growth"].to_numpy(dtype=float)
@@ -774,6 +774,85 @@ def format_alltime(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def acceptance(blocks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue-9 acceptance criteria that the measured blocks cover, with value and verdict.
+
+    ``blocks`` maps block names to the results of the block functions (as in the ``"blocks"``
+    entry of the JSON file). Values are means over seeds; "worst" is over time points.
+    """
+    rows: list[dict[str, Any]] = []
+
+    def add(criterion: str, value: float, ok: bool) -> None:
+        rows.append({"criterion": criterion, "value": float(value), "pass": bool(ok)})
+
+    nfg = blocks.get("no_false_growth", {}).get("generators", {})
+    for name, e in nfg.items():
+        pt = e["summary"].get("per_time")
+        if pt:
+            worst = max(v["mean"] for v in pt.values())
+            add(f"no false growth {name}: worst mean abs(g) x T", worst,
+                worst <= NO_FALSE_GROWTH_LIMIT)
+    gr = blocks.get("growth", {}).get("generators", {})
+    for name, e in gr.items():
+        s = e["summary"]
+        if "all" not in s:
+            continue
+        if name in ("two_gene_grn", "three_gene_switch"):
+            add(f"growth {name}: Pearson (all cells) >= 0.9", s["all"]["pearson"]["mean"],
+                s["all"]["pearson"]["mean"] >= 0.9)
+            add(f"growth {name}: MAE/sd (all cells) <= 0.35", s["all"]["mae_sd"]["mean"],
+                s["all"]["mae_sd"]["mean"] <= 0.35)
+        if "upper_t0" in s:
+            up, lo = s["upper_t0"]["mean"], s["lower_t0"]["mean"]
+            add(f"growth {name}: upper cluster t=0 within 10 % of ln 10", up,
+                abs(up - math.log(10)) <= 0.1 * math.log(10))
+            add(f"growth {name}: lower cluster t=0 within +-0.23", lo, abs(lo) <= 0.23)
+    ho = blocks.get("holdout", {}).get("datasets", {})
+    limits = {"simulation_gene_2d": 0.090, "mouse_hematopoiesis_2d": 0.26, "dyngen_5d": 1.0}
+    for name, lim in limits.items():
+        e = ho.get(name, {})
+        w = e.get("methods", {}).get("vgfm", {}).get("summary", {})
+        w = w.get("mean_over_times", {}).get("w1", {})
+        if w.get("n"):
+            add(f"hold-out {name}: mean W1 <= {lim}", w["mean"], w["mean"] <= lim)
+            o = e["methods"].get("otcfm", {}).get("summary", {}).get("mean_over_times", {})
+            o = o.get("w1", {})
+            if name == "simulation_gene_2d" and o.get("n"):
+                r = w["mean"] / o["mean"]
+                add(f"hold-out {name}: W1 vgfm / otcfm <= 0.9", r, r <= 0.9)
+    sp = blocks.get("spread", {}).get("datasets", {})
+    lo_v, hi_v = VARIANCE_RATIO_RANGE
+    for name, e in sp.items():
+        pt = e.get("summary", {}).get("per_time")
+        if not pt:
+            continue
+        vrs = [v["variance_ratio"]["mean"] for v in pt.values()]
+        worst_v = max(vrs, key=lambda r: abs(math.log(r)) if r > 0 else math.inf)
+        add(f"spread {name}: worst variance ratio in [{lo_v}, {hi_v}]", worst_v,
+            all(lo_v <= r <= hi_v for r in vrs))
+        worst_e = max(v["energy_ratio"]["mean"] for v in pt.values())
+        add(f"spread {name}: worst ED / floor <= {ENERGY_RATIO_LIMIT}", worst_e,
+            worst_e <= ENERGY_RATIO_LIMIT)
+    at = blocks.get("alltime", {}).get("datasets", {})
+    for name, (lw, lr) in {"simulation_gene_2d": (0.046, 0.006),
+                           "dyngen_5d": (0.42, 0.053)}.items():
+        s = at.get(name, {}).get("summary", {})
+        if "w1" in s:
+            add(f"all-time {name}: W1 <= {lw}", s["w1"]["mean"], s["w1"]["mean"] <= lw)
+            add(f"all-time {name}: RME <= {lr}", s["rme"]["mean"], s["rme"]["mean"] <= lr)
+    return rows
+
+
+def format_acceptance(blocks: dict[str, dict[str, Any]]) -> str:
+    rows = acceptance(blocks)
+    n_ok = sum(r["pass"] for r in rows)
+    lines = [f"### Acceptance checklist (issue 9): {n_ok} / {len(rows)} met", "",
+             "| criterion | value | |", "|---|---|---|"]
+    lines += [f"| {r['criterion']} | {r['value']:.3f} |{_mark(r['pass'])} |" for r in rows]
+    lines.append("\n(speed: compare the fit+evaluate column of two versions measured in one run)")
+    return "\n".join(lines) + "\n"
+
+
 FORMATTERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "holdout": format_holdout,
     "growth": format_growth,
@@ -865,6 +944,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.out is not None:  # write after every block: a long run keeps what it measured
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(_jsonable(results), indent=1))
+    results["acceptance"] = acceptance(results["blocks"])
+    print(format_acceptance(results["blocks"]), flush=True)
+    if args.out is not None:
+        args.out.write_text(json.dumps(_jsonable(results), indent=1))
     print(f"total {time.perf_counter() - t_start:.0f} s", flush=True)
     return 0
 
