@@ -81,8 +81,8 @@ def choose_reg_m(
 
     Returns
     -------
-    The chosen ``reg_m``, one of the tested values; pass it to ``vgfm.tl.fit(...,
-    reg_m=...)``. The elbow of every interval is logged at INFO level.
+    The chosen ``reg_m``, one of the tested values; pass it to :func:`vgfm.tl.fit` as
+    ``reg_m=``. The elbow of every interval is logged at INFO level.
 
     Examples
     --------
