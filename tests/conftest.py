@@ -8,18 +8,63 @@ that a function left an AnnData object exactly as it was, e.g. after raising an 
         with pytest.raises(ValueError):
             vgfm.pp.numeric_time(adata, "bad")
         assert_same_adata(before, adata_fingerprint(adata))
+
+Tests that need the benchmark CSV files carry ``@pytest.mark.benchmark_data("file.csv", ...)``
+and receive the folder through the ``benchmark_data_dir`` fixture: the folder named by
+``VGFM_DATA_DIR`` when it holds the files, else ``../shared/data`` beside the repository;
+without either the test is skipped with the reason :data:`NO_DATA_REASON`.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import sparse
+
+#: Reason of every skip for missing benchmark data.
+NO_DATA_REASON = "benchmark data not found; set VGFM_DATA_DIR"
+#: The benchmark data folder of a source checkout: ``../shared/data`` beside the repository.
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def find_benchmark_data(*names: str) -> Path | None:
+    """First of ``$VGFM_DATA_DIR`` and ``../shared/data`` holding every file of ``names``."""
+    candidates = [Path(os.environ["VGFM_DATA_DIR"])] if os.environ.get("VGFM_DATA_DIR") else []
+    for folder in [*candidates, SHARED_DATA]:
+        if folder.is_dir() and all((folder / n).is_file() for n in names):
+            return folder
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "benchmark_data(*files): needs these benchmark CSV files (in VGFM_DATA_DIR or "
+        "../shared/data); skipped otherwise",
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("benchmark_data")
+    if marker is not None and find_benchmark_data(*marker.args) is None:
+        pytest.skip(NO_DATA_REASON)
+
+
+@pytest.fixture
+def benchmark_data_dir(request: pytest.FixtureRequest) -> Path:
+    """Folder holding the files named by the test's ``benchmark_data`` marker."""
+    marker = request.node.get_closest_marker("benchmark_data")
+    folder = find_benchmark_data(*(marker.args if marker else ()))
+    if folder is None:
+        pytest.skip(NO_DATA_REASON)
+    return folder
 
 
 def _copy_array(a: Any) -> Any:

@@ -50,8 +50,8 @@ POSITIONAL_ALLOWED = {
 DATASET_POSITIONAL = {"name", "path", "n_cells", "n_cells_0", "n_dims", "time", "data_dir"}
 
 WRITERS = {"tl.fit", "tl.velocity", "tl.simulate", "tl.evaluate", "tl.velocity_embedding",
-           "tl.gene_velocity", "tl.growth_genes", "pp.numeric_time", "pp.bin_time",
-           "pp.population_size", "pp.growth_prior"}
+           "tl.gene_velocity", "tl.trajectory_embedding", "tl.growth_genes", "pp.numeric_time",
+           "pp.bin_time", "pp.population_size", "pp.growth_prior"}
 READ_ONLY = {"pp.check_representation", "tl.coupling_diagnostic", "tl.choose_reg_m"}
 # writers of new results named by the user (no fit to read): key_added, no key
 NEW_RESULTS = {"tl.fit", "pp.numeric_time", "pp.bin_time", "pp.population_size",
@@ -277,6 +277,8 @@ COPY_CALLS = {
     "tl.evaluate": lambda a: vgfm.tl.evaluate(a, copy=True),
     "tl.velocity_embedding": lambda a: vgfm.tl.velocity_embedding(a, copy=True),
     "tl.gene_velocity": lambda a: vgfm.tl.gene_velocity(a, copy=True),
+    "tl.trajectory_embedding": lambda a: vgfm.tl.trajectory_embedding(
+        vgfm.tl.simulate(a, n_cells=3, copy=True), copy=True),
     "tl.growth_genes": lambda a: vgfm.tl.growth_genes(a, copy=True),
     "pp.numeric_time": lambda a: vgfm.pp.numeric_time(a, "time", copy=True),
     "pp.bin_time": lambda a: vgfm.pp.bin_time(a, "time", n_bins=2, copy=True),

@@ -340,3 +340,261 @@ def test_demo_fast(tmp_path: Path) -> None:
     assert len(result["figures"]) == 6
     for path in result["figures"].values():
         assert Path(path).read_bytes()[:8] == PNG_MAGIC
+
+
+# ------------------------------------------------------------------------ data safety (#12)
+def _fresh_copy(src: Path, dst: Path) -> bytes:
+    data = src.read_bytes()
+    dst.write_bytes(data)
+    return data
+
+
+def test_interrupted_write_keeps_the_original(tmp_path: Path, files: dict[str, Path],
+                                              capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`simulate f -o f` whose writer dies half-way: f is still the complete old file."""
+    path = tmp_path / "fitted.h5ad"
+    before = _fresh_copy(files["fitted"], path)
+
+    def dies_half_way(self, filename, *args, **kwargs):
+        Path(filename).write_bytes(before[: len(before) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ad.AnnData, "write_h5ad", dies_half_way)
+    proc = run_in_process(capsys, "simulate", path, "-o", path, "--n-cells", "3")
+    assert proc.returncode == 130
+    assert "Traceback" not in proc.stderr
+    assert [ln for ln in proc.stderr.splitlines() if ln.startswith("vgfm: ")] == [
+        "vgfm: interrupted; files that were being written are left as they were"]
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["fitted.h5ad"]  # no temporary file left
+    monkeypatch.undo()
+    assert "vgfm" in ad.read_h5ad(path).uns
+
+
+_KILL_DURING_WRITE = """
+import sys, time
+from pathlib import Path
+import anndata as ad
+from vgfm.cli import main
+
+def slow_writer(self, filename, *args, **kwargs):
+    data = Path(sys.argv[1]).read_bytes()
+    with open(filename, "wb") as f:
+        f.write(data[: len(data) // 2])
+        f.flush()
+    Path(sys.argv[2]).write_text("half written")
+    time.sleep(120)
+
+ad.AnnData.write_h5ad = slow_writer
+sys.exit(main(["simulate", sys.argv[1], "-o", sys.argv[1], "--n-cells", "3"]))
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
+def test_killed_during_write_keeps_the_original(tmp_path: Path, files: dict[str, Path],
+                                                sig: str) -> None:
+    import signal
+    import time
+
+    path = tmp_path / "fitted.h5ad"
+    before = _fresh_copy(files["fitted"], path)
+    marker = tmp_path / "marker"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_DURING_WRITE, str(path), str(marker)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 240
+        while not marker.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the writer never started"
+            time.sleep(0.1)
+        proc.send_signal(getattr(signal, sig))
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert path.read_bytes() == before
+    assert "vgfm" in ad.read_h5ad(path).uns
+    if sig == "SIGTERM":  # handled: one line, temporary file removed
+        assert proc.returncode == 143, err
+        assert "Traceback" not in err and "vgfm: terminated" in err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["fitted.h5ad", "marker"]
+
+
+def test_ctrl_c_during_fit(tmp_path: Path, files: dict[str, Path]) -> None:
+    import signal
+    import time
+
+    out = tmp_path / "out.h5ad"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vgfm.cli", "fit", str(files["input"]), "--time-key", "day",
+         "-o", str(out), "--save-model", str(tmp_path / "m.pt"),
+         "--option", "stage1_steps=1000000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        lines = []
+        deadline = time.monotonic() + 240
+        for line in proc.stderr:  # wait until training runs
+            lines.append(line)
+            if "couplings ready" in line or time.monotonic() > deadline:
+                break
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, rest = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = "".join(lines) + rest
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert [ln for ln in err.splitlines() if ln.startswith("vgfm: ")] == [
+        "vgfm: interrupted; files that were being written are left as they were"]
+    assert not out.exists() and not (tmp_path / "m.pt").exists()
+
+
+def test_user_errors_are_one_line(tmp_path: Path, files: dict[str, Path],
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.h5ad"
+    notes = tmp_path / "notes.h5ad"
+    notes.write_text("not hdf5")
+    truncated = tmp_path / "truncated.h5ad"
+    truncated.write_bytes(files["input"].read_bytes()[:3000])
+    folder = tmp_path / "folder.h5ad"
+    folder.mkdir()
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("time,size\n")
+    day = ["--time-key", "day"]
+    cases = [
+        (["fit", notes, "-o", out, *day], ["notes.h5ad", "not an HDF5 file"]),
+        (["fit", truncated, "-o", out, *day], ["truncated.h5ad", "truncated"]),
+        (["fit", folder, "-o", out, *day], ["folder.h5ad", "is a directory"]),
+        (["evaluate", folder], ["folder.h5ad", "is a directory"]),
+        (["fit", files["input"], "-o", afile / "o.h5ad", *day], ["afile", "is a file"]),
+        (["fit", files["input"], "-o", folder, *day], ["folder.h5ad", "is a directory"]),
+        (["simulate", files["fitted"], "-o", folder], ["folder.h5ad", "is a directory"]),
+        (["fit", files["input"], "-o", out, *day, "--save-model", afile / "m.pt"],
+         ["--save-model", "afile", "is a file"]),
+        (["fit", files["input"], "-o", out, *day, "--save-model", tmp_path],
+         ["--save-model", "is a directory"]),
+        (["fit", files["input"], "-o", out, *day, "--save-model", out],
+         ["--save-model", "its own file"]),
+        (["fit", files["input"], "-o", out, *day, "--population-size-file", empty],
+         ["empty.csv", "empty"]),
+        (["fit", files["input"], "-o", out, *day, "--population-size-file", header_only],
+         ["header.csv", "no rows"]),
+        (["fit", files["input"], "-o", out, *day, "--device", "nonsense"], ["nonsense"]),
+        (["fit", files["input"], "-o", out, *day, "--time-values", "0", "1"],
+         ["--time-order"]),
+    ]
+    import torch
+
+    if not torch.cuda.is_available():
+        cases.append((["fit", files["input"], "-o", out, *day, "--device", "cuda"],
+                      ["cuda", "CUDA is not available"]))
+    for args, fragments in cases:
+        assert_user_error(run_in_process(capsys, *args), *fragments)
+        assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["notes.h5ad", "truncated.h5ad", "folder.h5ad", "afile", "empty.csv", "header.csv"])
+
+
+def test_save_model_bad_path_checked_before_training(tmp_path: Path, files: dict[str, Path],
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(vgfm.tl, "fit", lambda *a, **k: calls.append(1))
+    (tmp_path / "afile").write_text("x")
+    proc = run_in_process(capsys, "fit", files["input"], "--time-key", "day", "-o",
+                          tmp_path / "o.h5ad", "--save-model", tmp_path / "afile" / "m.pt")
+    assert_user_error(proc, "afile")
+    assert calls == []
+
+
+def test_version_does_not_import_torch_or_scanpy() -> None:
+    code = ("import sys; from vgfm.cli import main; rc = main(['--version']); "
+            "print(rc, sorted(m for m in ('torch', 'scanpy', 'anndata') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "0 []"
+    assert proc.stdout.startswith(f"vgfm {vgfm.__version__}")
+
+
+def test_time_order_and_values_pass_through(tmp_path: Path, files: dict[str, Path],
+                                            capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[dict] = []
+    real_fit = vgfm.tl.fit
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(vgfm.tl, "fit", spy)
+    out = tmp_path / "o.h5ad"
+    proc = run_in_process(capsys, "fit", files["input"], "--time-key", "day", "-o", out,
+                          "--quiet", "--time-order", *LABELS, "--time-values", "0", "1", "2",
+                          "4", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    assert seen[-1]["time_order"] == LABELS and seen[-1]["time_values"] == [0.0, 1.0, 2.0, 4.0]
+    np.testing.assert_allclose(ad.read_h5ad(out).uns["vgfm"]["times"], [0.0, 1.0, 2.0, 4.0])
+    proc = run_in_process(capsys, "fit", files["input"], "--time-key", "day", "-o", out,
+                          "--quiet", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    assert "time_order" not in seen[-1] and "time_values" not in seen[-1]
+
+
+def test_evaluate_output(tmp_path: Path, files: dict[str, Path],
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "fitted.h5ad"
+    before = _fresh_copy(files["fitted"], path)
+    proc = run_in_process(capsys, "evaluate", path)
+    assert proc.returncode == 0, proc.stderr
+    assert path.read_bytes() == before  # nothing written, and nothing claimed
+    assert "added" not in proc.stderr and "no file written" in proc.stderr
+    out = tmp_path / "evaluated.h5ad"
+    proc = run_in_process(capsys, "evaluate", path, "-o", out, "--json")
+    assert proc.returncode == 0, proc.stderr
+    stored = ad.read_h5ad(out).uns["vgfm"]["evaluation"]
+    records = json.loads(proc.stdout)
+    np.testing.assert_allclose(stored["w1"], [r["w1"] for r in records], rtol=1e-9)
+    assert list(stored["label"]) == LABELS[1:]
+
+
+def test_growth_vs_truth_one_colour_scale() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vgfm._demo import growth_vs_truth
+
+    rng = np.random.default_rng(0)
+    n = 90
+    adata = ad.AnnData(
+        X=np.zeros((n, 2), np.float32),
+        obs=pd.DataFrame({
+            "day": pd.Categorical(np.repeat(["day 0", "day 1", "day 2"], 30)),
+            "true_growth": rng.uniform(-0.2, 0.8, n),
+            "vgfm_growth": rng.normal(0.3, 1.5, n),  # wider range than the truth
+        }, index=[f"c{i}" for i in range(n)]),
+    )
+    adata.obsm["X_umap"] = rng.normal(size=(n, 2))
+    fig = growth_vs_truth(adata)
+    try:
+        true_map, learned_map, scatter = fig.axes[:3]
+        norms = [ax.collections[0].norm for ax in (true_map, learned_map)]
+        assert norms[0] is norms[1]  # one colour scale for both maps
+        lim = np.abs(adata.obs["true_growth"]).max()
+        assert (norms[0].vmin, norms[0].vmax) == pytest.approx((-lim, lim))
+        np.testing.assert_allclose(np.sort(learned_map.collections[0].get_array()),
+                                   np.sort(adata.obs["vgfm_growth"]))
+        assert len(fig.axes) == 4  # three panels and a single colour bar
+    finally:
+        plt.close(fig)

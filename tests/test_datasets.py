@@ -13,8 +13,6 @@ import pytest
 import vgfm.datasets as vd
 from vgfm.datasets._csv import _default_data_dir
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
 
 # --------------------------------------------------------------------------------------------
 # CSV reader
@@ -90,12 +88,9 @@ def test_load_benchmark_search_order(tmp_path: Path, snapshot_csv: Path, monkeyp
         assert str(empty) in str(info.value) and str(_default_data_dir()) in str(info.value)
 
 
-@pytest.mark.skipif(
-    not (SHARED_DATA / "simulation_gene_2d.csv").is_file(),
-    reason=f"benchmark data not found at {SHARED_DATA} (the shared data checkout is absent)",
-)
-def test_load_benchmark_simulation_gene(monkeypatch) -> None:
-    monkeypatch.delenv(vd.DATA_DIR_ENV, raising=False)
+@pytest.mark.benchmark_data("simulation_gene_2d.csv")
+def test_load_benchmark_simulation_gene(monkeypatch, benchmark_data_dir: Path) -> None:
+    monkeypatch.setenv(vd.DATA_DIR_ENV, str(benchmark_data_dir))
     adata = vd.load_benchmark("simulation_gene_2d")
     counts = adata.obs["time"].value_counts().sort_index()
     assert counts.to_dict() == {0.0: 400, 1.0: 442, 2.0: 530, 3.0: 690, 4.0: 969}

@@ -2,8 +2,9 @@
 
 - Structure checks of the committed notebooks (fast, always run).
 - Execution of every notebook with nbclient, marked ``tutorials`` (slow: each notebook fits
-  models; minutes on a laptop CPU). Skipped when the example data folder ``../shared/data``
-  is absent, since the notebooks would otherwise download their data.
+  models; minutes on a laptop CPU). Skipped ("benchmark data not found; set VGFM_DATA_DIR")
+  when neither ``$VGFM_DATA_DIR`` nor ``../shared/data`` exists, since the notebooks would
+  otherwise download their data.
 - ``sphinx -W`` build of ``docs/`` into a temporary folder (as CI does), skipped when Sphinx
   or the docs extras are not installed.
 """
@@ -21,7 +22,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = sorted((ROOT / "tutorials").glob("*.ipynb"))
-SHARED_DATA = ROOT.parent / "shared" / "data"
 CELL_TIMEOUT_S = 600
 
 nbformat = pytest.importorskip("nbformat")
@@ -74,18 +74,16 @@ def test_committed_outputs(path: Path) -> None:
 # execution
 # --------------------------------------------------------------------------------------------
 @pytest.mark.tutorials
-@pytest.mark.skipif(
-    not SHARED_DATA.is_dir(),
-    reason=f"example data folder {SHARED_DATA} is absent; the tutorials would download data",
-)
+@pytest.mark.benchmark_data()
 @pytest.mark.parametrize("path", TUTORIALS, ids=_ids(TUTORIALS))
-def test_tutorial_executes(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tutorial_executes(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                           benchmark_data_dir: Path) -> None:
     pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     from nbclient import NotebookClient
 
     # the kernel process inherits this environment; "python3" resolves to sys.executable
-    monkeypatch.setenv("VGFM_DATA_DIR", str(SHARED_DATA))
+    monkeypatch.setenv("VGFM_DATA_DIR", str(benchmark_data_dir))
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(

@@ -191,7 +191,17 @@ def test_growth_genes_finds_planted_gene(tmp_path, method):
     adata = make_adata()
     table = growth_genes(adata, method=method, n_top=5)
     assert list(table.columns) == ["day 0", "day 1", "day 2", "day 3", "overall"]
-    assert table.shape == (adata.n_vars, 5)
+    # the n_top genes, ranked by |overall correlation| as documented
+    assert table.shape == (5, 5)
+    assert table.index[0] == "g7"
+    np.testing.assert_array_equal(
+        table.index, res_genes := adata.uns[growth_genes_key(KEY)]["overall"]["gene"]
+    )
+    assert np.all(np.diff(np.abs(table["overall"].to_numpy())) <= 0)
+    full = growth_genes(adata.copy(), method=method, n_top=None)
+    assert full.shape == (adata.n_vars, 5)
+    pd.testing.assert_frame_equal(full.iloc[:5], table)
+    assert len(res_genes) == 5
     res = adata.uns[growth_genes_key(KEY)]
     assert res["overall"]["gene"][0] == "g7"
     assert len(res["overall"]["gene"]) == 5
@@ -203,11 +213,11 @@ def test_growth_genes_finds_planted_gene(tmp_path, method):
     g = adata.obs["vgfm_growth"].to_numpy()
     x = adata.X[:, 3]
     ref = stats.spearmanr(x, g)[0] if method == "spearman" else np.corrcoef(x, g)[0, 1]
-    assert table.loc["g3", "overall"] == pytest.approx(ref, abs=1e-10)
+    assert full.loc["g3", "overall"] == pytest.approx(ref, abs=1e-10)
     m = adata.obs["day"].to_numpy() == 2
     x, gm = adata.X[m, 11], g[m]
     ref = stats.spearmanr(x, gm)[0] if method == "spearman" else np.corrcoef(x, gm)[0, 1]
-    assert table.loc["g11", "day 2"] == pytest.approx(ref, abs=1e-10)
+    assert full.loc["g11", "day 2"] == pytest.approx(ref, abs=1e-10)
 
     # sparse input gives the same table
     sp = adata.copy()
@@ -237,3 +247,47 @@ def test_growth_genes_copy_and_layer():
     assert table["overall"].abs().idxmax() == "g7"
     with pytest.raises(KeyError, match="layers"):
         growth_genes(adata, layer="nope")
+
+
+def test_gene_velocity_marks_genes_outside_the_pca(caplog):
+    adata = make_adata(n=50, n_genes=12)
+    pcs = adata.varm["PCs"].copy()
+    pcs[[3, 8]] = 0.0  # two genes outside the PCA's mask (scanpy writes zero loadings)
+    adata.varm["PCs"] = pcs
+    adata.obsm["vgfm_velocity"] = np.random.default_rng(2).normal(size=(50, 2))
+    with caplog.at_level("WARNING", logger="vgfm"):
+        gene_velocity(adata)
+    assert "2 of 12 genes were not used by the PCA" in caplog.text
+    gv = adata.layers[gene_velocity_key(KEY)]
+    assert gv.dtype == np.float32
+    assert np.isnan(gv[:, [3, 8]]).all()  # unknown, not 0
+    keep = np.setdiff1d(np.arange(12), [3, 8])
+    np.testing.assert_allclose(
+        gv[:, keep], (adata.obsm["vgfm_velocity"] @ pcs.T)[:, keep], rtol=1e-5, atol=1e-6
+    )
+    flag = adata.var["vgfm_velocity_genes"]
+    assert flag.dtype == bool
+    np.testing.assert_array_equal(flag.to_numpy(), np.isin(np.arange(12), keep))
+
+
+def test_gene_velocity_one_rule_for_extra_components_and_size_guard():
+    adata = make_adata(n=30, n_genes=10)
+    v = np.random.default_rng(3).normal(size=(30, 2))
+    adata.obsm["vgfm_velocity"] = v
+    extra = np.random.default_rng(4).normal(size=(10, 5))  # loadings of 5 components, 2 fitted
+    adata.varm["PCs"] = extra
+    gene_velocity(adata)  # the leading 2 columns are used (as fit does)
+    np.testing.assert_allclose(
+        adata.layers[gene_velocity_key(KEY)], v @ extra[:, :2].T, rtol=1e-5, atol=1e-6
+    )
+    fewer = make_adata(n=30, n_genes=10)
+    fewer.obsm["vgfm_velocity"] = np.random.default_rng(3).normal(size=(30, 3))
+    fewer.obsm["X_pca"] = np.random.default_rng(3).normal(size=(30, 3))
+    with pytest.raises(ValueError, match="must cover every fitted component"):
+        gene_velocity(fewer)
+    big = make_adata(n=30, n_genes=10)
+    with pytest.raises(ValueError, match=r"max_entries=299"):
+        gene_velocity(big, max_entries=299)
+    assert gene_velocity_key(KEY) not in big.layers and "vgfm_velocity_genes" not in big.var
+    gene_velocity(big, max_entries=300)
+    assert big.layers[gene_velocity_key(KEY)].shape == (30, 10)

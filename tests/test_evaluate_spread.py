@@ -12,6 +12,8 @@ def test_evaluate_spread_columns_match_independent_computation():
     adata = vgfm.datasets.two_gene_grn(n_cells_0=60, seed=1)
     model = vgfm.tl.fit(adata, "time", use_rep="X", stage1_steps=30, stage2_steps=0,
                         progress=False, population_size=adata.uns["true_population_size"])
+    note = adata.uns["vgfm"]["growth_last_time"]
+    assert "(2) has no outgoing interval" in note and "[1.5, 2]" in note
     df = vgfm.tl.evaluate(adata)
     assert {"variance_ratio", "energy_distance", "energy_floor"} <= set(df.columns)
     x = np.asarray(adata.X, dtype=np.float32)

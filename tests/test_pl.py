@@ -18,6 +18,7 @@ from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.quiver import Quiver
 
 import vgfm.pl as vpl
+import vgfm.tl as vtl
 from vgfm._data._keys import trajectories_key, velocity_embedding_key
 from vgfm.pl._grid import smooth_on_grid
 from vgfm.pl._utils import time_unit_label
@@ -113,25 +114,22 @@ def assert_unchanged(adata, snap) -> None:
     _assert_same(snap["uns"], dict(adata.uns))
 
 
+def add_plot_fields(adata, basis: str = "umap"):
+    """What the tl layer stores for the plots: embedded velocity and trajectory positions."""
+    vtl.velocity_embedding(adata, basis=basis)
+    vtl.trajectory_embedding(adata, basis=basis, method="knn")
+    return adata
+
+
 @pytest.fixture
 def adata():
-    return make_adata()
+    return add_plot_fields(make_adata())
 
 
 @pytest.fixture(autouse=True)
 def _close_figures():
     yield
     plt.close("all")
-
-
-def _idw_reference(rep, emb, states, k=10):
-    out = []
-    for s in states:
-        d = np.linalg.norm(rep - s, axis=1)
-        nb = np.argsort(d)[:k]
-        w = 1.0 / (d[nb] + 1e-12 * np.ptp(rep))
-        out.append(w @ emb[nb] / w.sum())
-    return np.array(out)
 
 
 def _limits_contain(ax, emb):
@@ -213,8 +211,7 @@ def test_time_unit_label(time_key, expected):
 def test_velocity_kinds_do_not_write(adata, kind):
     snap = snapshot(adata)
     ax = vpl.velocity(adata, kind=kind, show=False)
-    assert_unchanged(adata, snap)  # on-the-fly projection is not stored
-    assert velocity_embedding_key(KEY, "umap") not in adata.obsm
+    assert_unchanged(adata, snap)
     _limits_contain(ax, adata.obsm["X_umap"])
     assert ax.get_xlabel() == "UMAP1" and ax.get_title()
     if kind == "stream":
@@ -277,15 +274,31 @@ def test_trajectories_lines_and_endpoints(adata):
     segs = lcs[0].get_segments()
     traj = adata.uns["vgfm_trajectories"]
     T, N, _ = traj["x"].shape
-    assert len(segs) == N
+    assert len(segs) == N  # 12 particles, fewer than the default n_paths=30
     assert all(s.shape == (T, 2) for s in segs)
-    rep, emb = adata.obsm["X_pca"], adata.obsm["X_umap"]
-    ends = _idw_reference(rep, emb, traj["x"][-1])
-    starts = _idw_reference(rep, emb, traj["x"][0])
-    np.testing.assert_allclose(np.array([s[-1] for s in segs]), ends, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.array([s[0] for s in segs]), starts, rtol=1e-5, atol=1e-6)
+    emb = adata.obsm["X_umap"]
+    # the plot draws the stored positions of tl.trajectory_embedding, nothing recomputed
+    np.testing.assert_allclose(np.array([s[-1] for s in segs]), traj["umap"][-1], rtol=1e-6)
+    np.testing.assert_allclose(np.array([s[0] for s in segs]), traj["umap"][0], rtol=1e-6)
     # starts are exact cells: the mapping returns the cell's own coordinates
-    np.testing.assert_allclose(starts, traj["x"][0], atol=1e-6)
+    np.testing.assert_allclose(traj["umap"][0], traj["x"][0], atol=1e-5)
+    # every state is inside the band of cells: nothing is flagged, nothing dashed
+    assert not traj["umap_gap"].any()
+    assert not [c for c in ax.collections if c.get_label() == "crosses empty space"]
+
+    # particle 0 leaves the band (y = 5, the cells have |y| <= 1) for the last 3 times:
+    # tl flags the segments touching those states and the plot draws them dashed
+    traj["x"][-3:, 0, 1] = 5.0
+    vtl.trajectory_embedding(adata, basis="umap", method="knn")
+    traj = adata.uns["vgfm_trajectories"]
+    np.testing.assert_array_equal(traj["umap_off_data"][:, 0], np.arange(T) >= T - 3)
+    np.testing.assert_array_equal(traj["umap_gap"][:, 0], np.arange(T - 1) >= T - 4)
+    assert not traj["umap_gap"][:, 1:].any()
+    ax = vpl.trajectories(adata, show=False)
+    dashed = [c for c in ax.collections if c.get_label() == "crosses empty space"]
+    assert len(dashed) == 1 and len(dashed[0].get_segments()) == 3
+    legend_texts = [t.get_text() for a in ax.artists for t in getattr(a, "texts", [])]
+    assert "crosses empty space" in legend_texts
     _limits_contain(ax, emb)
     assert ax.get_xlabel() == "UMAP1" and ax.get_title()
 
@@ -296,9 +309,42 @@ def test_trajectories_lines_and_endpoints(adata):
 
 
 def test_trajectories_missing(adata):
+    del adata.uns["vgfm_trajectories"]["umap"]
+    with pytest.raises(KeyError, match=r"vgfm\.tl\.trajectory_embedding\(adata, basis='umap'"):
+        vpl.trajectories(adata, show=False)
     del adata.uns["vgfm_trajectories"]
     with pytest.raises(KeyError, match=r"vgfm\.tl\.simulate"):
         vpl.trajectories(adata, show=False)
+
+
+def test_velocity_missing_embedding_names_tl_call(adata):
+    del adata.obsm[velocity_embedding_key(KEY, "umap")]
+    snap = snapshot(adata)
+    with pytest.raises(KeyError, match=r"vgfm\.tl\.velocity_embedding\(adata, basis='umap'"):
+        vpl.velocity(adata, show=False)
+    assert_unchanged(adata, snap)
+
+
+def test_trajectories_stale_positions_refused(adata):
+    traj = adata.uns["vgfm_trajectories"]
+    traj["x"] = np.concatenate([traj["x"], traj["x"]], axis=1)  # a new simulation, 2N particles
+    traj["log_mass"] = np.concatenate([traj["log_mass"], traj["log_mass"]], axis=1)
+    with pytest.raises(ValueError, match="older simulation"):
+        vpl.trajectories(adata, show=False)
+
+
+def test_pl_imports_nothing_from_tl():
+    import ast
+    from pathlib import Path
+
+    import vgfm.pl
+
+    for path in Path(vgfm.pl.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert not (node.module or "").startswith("vgfm.tl"), path.name
+            elif isinstance(node, ast.Import):
+                assert not any(a.name.startswith("vgfm.tl") for a in node.names), path.name
 
 
 def test_mass_points_and_prediction(adata):
@@ -442,7 +488,7 @@ def _mudata(adata: ad.AnnData) -> md.MuData:
         var=pd.DataFrame(index=["p0", "p1", "p2"]),
     )
     mdata = md.MuData({"rna": adata.copy(), "atac": other})
-    for k in ("X_pca", "X_umap", "vgfm_velocity"):
+    for k in ("X_pca", "X_umap", "vgfm_velocity", "vgfm_velocity_umap"):
         mdata.obsm[k] = adata.obsm[k]
     for k in ("day", "vgfm_growth", "cluster"):
         mdata.obs[k] = adata.obs[k].to_numpy()
@@ -469,3 +515,123 @@ def test_mudata(adata, mod):
     assert_unchanged(container, snap)
     with pytest.raises(KeyError, match="available modalities"):
         vpl.growth(mdata, mod="protein", show=False)
+
+
+# -------------------------------------------------------------------------------- panels
+def test_velocity_color_list_one_panel_each(adata, tmp_path):
+    snap = snapshot(adata)
+    path = tmp_path / "panels.png"
+    axes = vpl.velocity(adata, color=["day", "cluster", None], save=path, show=False)
+    assert_unchanged(adata, snap)
+    assert isinstance(axes, list) and len(axes) == 3
+    assert [a.get_title() for a in axes][:2] == ["day", "cluster"]
+    assert len({id(a.figure) for a in axes}) == 1
+    assert all(any(isinstance(c, LineCollection) for c in a.collections) for a in axes)
+    # the categorical panel has its legend, the numeric one a colour bar
+    assert axes[1].get_legend() is not None
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="ax= cannot be combined"):
+        vpl.velocity(adata, color=["day"], ax=axes[0], show=False)
+    assert vpl.velocity(adata, color=["day"], show=True) is None
+
+
+def test_growth_color_list_shares_one_scale(adata):
+    truth = 2.0 * adata.obs["vgfm_growth"].to_numpy()
+    adata.obs["true_growth"] = truth
+    axes = vpl.growth(adata, color=["vgfm_growth", "true_growth"], show=False)
+    assert [a.get_title() for a in axes] == ["VGFM growth rate", "true_growth"]
+    limits = []
+    for a in axes:
+        sc_ = [c for c in a.collections if isinstance(c, PathCollection)][-1]
+        limits.append(sc_.get_clim())
+    both = np.concatenate([adata.obs["vgfm_growth"].to_numpy(), truth])
+    expected = np.percentile(np.abs(both), 99)
+    assert limits[0] == pytest.approx((-expected, expected))
+    assert limits[1] == pytest.approx(limits[0])
+    with pytest.raises(KeyError, match="obs columns"):
+        vpl.growth(adata, color=["vgfm_growth", "nope"], show=False)
+
+
+def test_symmetric_limit_is_the_one_rule():
+    from vgfm.pl._utils import symmetric_limit
+
+    g = np.r_[np.linspace(-1, 1, 199), 50.0, np.nan]
+    assert symmetric_limit(g) == pytest.approx(np.percentile(np.abs(g[:-1]), 99))
+    assert symmetric_limit(np.r_[np.zeros(200), 0.5]) == pytest.approx(0.5)
+    assert symmetric_limit([np.nan, 0.0]) == 1.0
+
+
+def test_stream_covers_the_data_and_stays_on_it(adata):
+    ax = vpl.velocity(adata, kind="stream", show=False)
+    lines = [c for c in ax.collections if isinstance(c, LineCollection)][0]
+    pts = np.concatenate([seg for seg in lines.get_segments()])
+    emb = adata.obsm["X_umap"]
+    from sklearn.neighbors import NearestNeighbors
+
+    # every streamline point lies near a cell (the grid is restricted to the data) ...
+    d_line, _ = NearestNeighbors(n_neighbors=1).fit(emb).kneighbors(pts)
+    assert d_line.max() < 1.0
+    # ... and streamlines pass near almost every cell (dense enough to read): 99.7 % of the
+    # cells of this 10 x 2 band lie within 0.1 of a streamline (84 % with the old, sparser
+    # defaults: 40 grid points per axis, streamplot density 1)
+    d_cell, _ = NearestNeighbors(n_neighbors=1).fit(pts).kneighbors(emb)
+    assert np.mean(d_cell[:, 0] < 0.1) > 0.95
+
+
+# --------------------------------------------------------------------------- growth_genes
+def test_growth_genes_ranked_panels(adata):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(adata.n_obs, 5))
+    X[:, 2] = adata.obs["vgfm_growth"].to_numpy() + 0.1 * rng.normal(size=adata.n_obs)
+    X[:, 4] = -adata.obs["vgfm_growth"].to_numpy()
+    adata.X = X
+    with pytest.raises(KeyError, match=r"vgfm\.tl\.growth_genes"):
+        vpl.growth_genes(adata, show=False)
+    table = vtl.growth_genes(adata, n_top=3)
+    snap = snapshot(adata)
+    axes = vpl.growth_genes(adata, show=False)
+    assert_unchanged(adata, snap)
+    labels = ["overall", "d0", "d1", "d2", "d3"]
+    assert len(axes) == len(labels)
+    assert [a.get_title() for a in axes[1:]] == labels[1:]
+    overall = axes[0]
+    # genes written in the stored rank order at (rank, correlation)
+    texts = [(t.get_text(), t.get_position()) for t in overall.texts]
+    assert [name for name, _ in texts] == list(table.index)
+    np.testing.assert_allclose([p[0] for _, p in texts], [1, 2, 3])
+    np.testing.assert_allclose([p[1] for _, p in texts], table["overall"].to_numpy())
+    assert texts[0][0] in ("2", "4")  # the planted genes (var names "0".."4") come first
+    ax = vpl.growth_genes(adata, groups="d1", n_genes=2, show=False)
+    assert ax.get_title() == "d1" and len(ax.texts) == 2
+    with pytest.raises(KeyError, match="available"):
+        vpl.growth_genes(adata, groups=["d9"], show=False)
+
+
+# -------------------------------------------------------------------------------- history
+def test_history_log_ticks_are_plain_numbers(adata):
+    ax = vpl.history(adata, show=False)
+    fig = ax.figure
+    fig.canvas.draw()
+    left = [a for a in fig.axes if a.get_xlabel() == "stage 1 step"][0]
+    assert left.get_yscale() == "log"
+    labels = [t.get_text() for t in left.get_yticklabels() if t.get_text()]
+    assert labels, "no y tick labels"
+    for text in labels:
+        assert "e" not in text and "\\times" not in text and "$" not in text, text
+        float(text.replace("\u2212", "-"))  # a plain number
+    # one labelled tick per 1-2-5 step at most: no minor labels
+    assert all(t.get_text() == "" for t in left.get_yminorticklabels())
+
+
+def test_history_says_when_training_was_still_improving(adata, caplog):
+    ax = vpl.history(adata, show=False)
+    texts = [t.get_text() for a in ax.figure.axes for t in a.texts]
+    assert not any("stage2_steps=" in t for t in texts)  # best at step 50 of 80
+    score = VAL_SCORE.copy()
+    score[-1] = 0.1  # the last checkpoint is the best
+    adata.uns[KEY]["history"]["val_score"] = score
+    with caplog.at_level("WARNING", logger="vgfm"):
+        ax = vpl.history(adata, show=False)
+    texts = [t.get_text() for a in ax.figure.axes for t in a.texts]
+    assert any("still improving" in t and "stage2_steps=" in t for t in texts)
+    assert "stage2_steps=" in caplog.text

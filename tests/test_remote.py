@@ -13,7 +13,6 @@ import vgfm
 import vgfm.datasets._remote as remote
 from vgfm.datasets._remote import REMOTE_FILES, RemoteFile
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BAD_URL = "https://nonexistent.invalid/vgfm-test/{}"
 
 
@@ -277,24 +276,20 @@ def test_unknown_name() -> None:
 # --------------------------------------------------------------------------------------------
 # the pinned hashes against the shared data folder (when present)
 # --------------------------------------------------------------------------------------------
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not available")
-@pytest.mark.parametrize("name", sorted(REMOTE_FILES))
-def test_registry_hashes_match_shared_copies(name: str) -> None:
-    path = SHARED_DATA / name
-    if not path.is_file():
-        pytest.skip(f"{path} is not available")
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.benchmark_data(n)) for n in sorted(REMOTE_FILES)]
+)
+def test_registry_hashes_match_shared_copies(name: str, benchmark_data_dir: Path) -> None:
+    path = benchmark_data_dir / name
     assert _sha256(path) in REMOTE_FILES[name].accepted
 
 
-@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is not available")
-def test_shared_folder_loads_offline(monkeypatch) -> None:
+@pytest.mark.benchmark_data("dyngen_bifurcation_expression.csv",
+                            "dyngen_bifurcation_cell_info.csv", "mouse_hematopoiesis_2d.csv")
+def test_shared_folder_loads_offline(monkeypatch, benchmark_data_dir: Path) -> None:
     recorder = _Recorder()
     monkeypatch.setattr(remote, "_DOWNLOADER", recorder)
-    monkeypatch.setenv("VGFM_DATA_DIR", str(SHARED_DATA))
-    needed = ["dyngen_bifurcation_expression.csv", "dyngen_bifurcation_cell_info.csv",
-              "mouse_hematopoiesis_2d.csv"]
-    if not all((SHARED_DATA / n).is_file() for n in needed):
-        pytest.skip("shared data files missing")
+    monkeypatch.setenv("VGFM_DATA_DIR", str(benchmark_data_dir))
     adata = vgfm.datasets.dyngen_expression()
     assert adata.shape == (1000, 135)
     assert adata.obs["time"].value_counts().sort_index().tolist() == [367, 208, 180, 131, 114]

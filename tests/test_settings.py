@@ -12,6 +12,7 @@ import pytest
 import scanpy as sc
 
 import vgfm
+import vgfm._model
 import vgfm.tl._fit
 from vgfm._data._options import resolve_progress
 
@@ -90,13 +91,13 @@ def test_progress_none_is_quiet_without_a_terminal(monkeypatch):
 
 def test_fit_progress_default_reaches_training_quiet(monkeypatch):
     seen = {}
-    original = vgfm.tl._fit.train
+    original = vgfm._model.train
 
     def spy(*args, **kwargs):
         seen["progress"] = kwargs["progress"]
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(vgfm.tl._fit, "train", spy)
+    monkeypatch.setattr(vgfm._model, "train", spy)
     monkeypatch.setattr("sys.stderr", io.StringIO())
     rng = np.random.default_rng(0)
     t = np.repeat([0.0, 1.0], 20)

@@ -26,10 +26,6 @@ LAZY_ALLOWED = {
 # Known violations in files owned by other helpers; each must still be present (the test
 # fails once it is fixed, so that the entry is removed):
 KNOWN = {
-    ("vgfm.pl._embedding_plots", "vgfm.tl._embedding"): "pl.velocity projects on the fly "
-    "(helper `plots` moves it to tl.velocity_embedding, issue 8 item 3)",
-    ("vgfm._demo", "vgfm.pl._utils"): "lazy palette import in the demo (helper `persist`)",
-    ("vgfm._demo", "vgfm"): "lazy `import vgfm` in run_demo (helper `persist`)",
 }
 
 

@@ -15,6 +15,7 @@ from scipy import sparse
 from scipy.spatial.distance import cdist
 
 import vgfm
+import vgfm._model
 import vgfm._data._representation
 import vgfm.tl._fit
 from vgfm import VGFM
@@ -350,14 +351,14 @@ def test_evaluate_matches_independent_computation(tiny):
 def test_holdout_time():
     a = make_toy()
     seen = {}
-    real_train = vgfm.tl._fit.train
+    real_train = vgfm._model.train
 
     def spy(*args, **kwargs):
         seen.update(kwargs)
         return real_train(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(vgfm.tl._fit, "train", spy)
+        mp.setattr(vgfm._model, "train", spy)
         model = vgfm.tl.fit(a, "time", holdout_time=1, progress=False, **TINY)
     assert seen["holdout"] == 1
     np.testing.assert_array_equal(a.uns["vgfm"]["held_out"], [False, True, False])
@@ -576,7 +577,7 @@ def test_keyboard_interrupt_leaves_adata(monkeypatch, adata_fingerprint, assert_
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(vgfm.tl._fit, "train", interrupted)
+    monkeypatch.setattr(vgfm._model, "train", interrupted)
     a = make_toy()
     before = adata_fingerprint(a)
     with pytest.raises(KeyboardInterrupt):

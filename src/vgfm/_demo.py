@@ -17,21 +17,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+import vgfm
 from vgfm._data._record import read_record
+from vgfm._figures import N_TRAJECTORIES, standard_figures
+from vgfm._model import atomic_write
+from vgfm.pl._utils import _default_palette
 
 if TYPE_CHECKING:
     from anndata import AnnData
 
 logger = logging.getLogger("vgfm")
 
-__all__ = ["lift_to_genes", "format_table", "run_demo"]
+__all__ = ["lift_to_genes", "format_table", "growth_vs_truth", "run_demo"]
 
 #: Number of genes of the lifted expression matrix (the 2 true genes included).
 N_GENES = 30
 #: Number of principal components fitted by the demo.
 N_PCS = 10
-#: Simulated paths drawn in the trajectory figure (all first-time-point cells are simulated).
-N_TRAJECTORIES = 100
 #: Smaller configuration used by ``run_demo(fast=True)`` (tests, smoke runs).
 _FAST_CELLS_0 = 60
 _FAST_OPTIONS: dict[str, Any] = {"stage1_steps": 60, "stage2_steps": 2, "hidden": 16}
@@ -156,36 +158,70 @@ def format_table(df: pd.DataFrame, *, digits: int = 4) -> str:
     )
 
 
-def _save_figure(plot: Any, adata: AnnData, path: Path, **kwargs: Any) -> Path:
+def _growth_vs_truth_figure(adata: AnnData, path: Path) -> Path:
+    """Write :func:`growth_vs_truth` to ``path`` (150 dpi) and close it."""
     import matplotlib.pyplot as plt
 
-    ax = plot(adata, show=False, save=path, **kwargs)
-    plt.close(ax.figure)
+    fig = growth_vs_truth(adata)
+    fig.savefig(path, dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    logger.info("saved figure to %s", path)
     return path
 
 
-def _growth_vs_truth_figure(adata: AnnData, path: Path) -> Path:
-    """True growth rate of the simulation on the UMAP, and learned against true per cell."""
+def growth_vs_truth(adata: AnnData) -> Any:
+    """True and learned growth rates on the UMAP on one colour scale, and learned vs true.
+
+    The two maps share one symmetric, zero-centred colour scale (limit: the largest true
+    ``|g|``; learned rates beyond it get the end colours) and one colour bar, so that equal
+    colours mean equal rates; the scatter plot shows the per-cell agreement per time point.
+
+    Parameters
+    ----------
+    adata
+        The demo's fitted data: ``obs["vgfm_growth"]``, ``obs["true_growth"]``, ``obs["day"]``
+        and ``obsm["X_umap"]``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Three panels (true map, learned map, scatter) and one colour bar.
+
+    Examples
+    --------
+    >>> fig = growth_vs_truth(adata)  # doctest: +SKIP
+    """
     import matplotlib.pyplot as plt
     from matplotlib.colors import TwoSlopeNorm
-
-    from vgfm.pl._utils import _default_palette
 
     learned = np.asarray(adata.obs["vgfm_growth"], dtype=float)
     true = np.asarray(adata.obs["true_growth"], dtype=float)
     emb = np.asarray(adata.obsm["X_umap"])
     days = adata.obs["day"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11.0, 4.6), layout="constrained")
+    fig, (left, middle, right) = plt.subplots(
+        1, 3, figsize=(16.0, 4.8), layout="constrained",
+        gridspec_kw={"width_ratios": [1.0, 1.0, 1.05]})
 
-    lim = float(np.abs(true).max()) or 1.0
-    order = np.argsort(np.abs(true), kind="stable")
+    # one scale for both maps, spanning the true rates: learned rates beyond the true range
+    # get the end colours (the colour bar then has pointed ends)
+    both = np.abs(np.concatenate([learned, true]))
+    both = both[np.isfinite(both)]
+    finite_true = np.abs(true[np.isfinite(true)])
+    lim = float(finite_true.max()) if finite_true.size else 1.0
+    lim = lim if lim > 0 else 1.0
+    norm = TwoSlopeNorm(0.0, -lim, lim)
     size = float(min(40.0, 120000.0 / adata.n_obs))
-    points = left.scatter(emb[order, 0], emb[order, 1], c=true[order], cmap="RdBu_r", s=size,
-                          norm=TwoSlopeNorm(0.0, -lim, lim), linewidths=0, rasterized=True)
-    fig.colorbar(points, ax=left, fraction=0.046, pad=0.04).set_label(
-        "true growth rate (per day)")
-    left.set(title="true growth rate (simulation)", xlabel="UMAP1", ylabel="UMAP2",
-             xticks=[], yticks=[])
+    points = None
+    for axis, values, title in ((left, true, "true growth rate (simulation)"),
+                                (middle, learned, "learned growth rate (VGFM)")):
+        order = np.argsort(np.abs(values), kind="stable")
+        points = axis.scatter(emb[order, 0], emb[order, 1], c=values[order], cmap="RdBu_r",
+                              s=size, norm=norm, linewidths=0, rasterized=True)
+        axis.set(title=title, xlabel="UMAP1", ylabel="UMAP2", xticks=[], yticks=[])
+    clipped = bool((both > lim).any())
+    fig.colorbar(points, ax=[left, middle], fraction=0.04, pad=0.02, shrink=0.9,
+                 extend="both" if clipped else "neither").set_label(
+        "growth rate (per day), one scale for both maps")
 
     categories = list(days.cat.categories)
     colors = adata.uns.get("day_colors", _default_palette(len(categories)))
@@ -199,12 +235,8 @@ def _growth_vs_truth_figure(adata: AnnData, path: Path) -> Path:
     right.axhline(0.0, color="0.8", lw=0.8, zorder=0)
     right.set(xlabel="true growth rate (per day)", ylabel="learned growth rate (per day)",
               title="learned vs true growth rate, per cell")
-    right.legend(fontsize="small", frameon=False, loc="center left", bbox_to_anchor=(1.01, 0.5),
-                 markerscale=2.5)
-    fig.savefig(path, dpi=150, bbox_inches="tight")
-    plt.close(fig)
-    logger.info("saved figure to %s", path)
-    return path
+    right.legend(fontsize="small", frameon=False, loc="upper left", markerscale=2.5)
+    return fig
 
 
 def run_demo(
@@ -266,8 +298,6 @@ def _run_demo(
 ) -> dict[str, Any]:
     import scanpy as sc
 
-    import vgfm
-
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
 
@@ -284,29 +314,19 @@ def _run_demo(
                 n_threads=n_threads, **options)
     vgfm.tl.velocity_embedding(adata, basis="umap")
     vgfm.tl.simulate(adata, seed=seed, n_threads=n_threads)
+    vgfm.tl.trajectory_embedding(adata, basis="umap", seed=seed)
     evaluation = vgfm.tl.evaluate(adata, n_threads=n_threads)
     genes = vgfm.tl.growth_genes(adata)
     rho = float(pd.Series(adata.obs["vgfm_growth"]).corr(adata.obs["true_growth"],
                                                           method="spearman"))
 
     h5ad = out / "vgfm_demo.h5ad"
-    adata.write_h5ad(h5ad)
+    atomic_write(h5ad, adata.write_h5ad, binary=None, suffix=".h5ad")
     logger.info("wrote %s", h5ad)
 
-    # colour limit of the growth plot: 99th percentile of |g|, so that a few extreme cells do
-    # not wash out the rest (more extreme cells get the end colours)
-    vmax = float(np.quantile(np.abs(adata.obs["vgfm_growth"]), 0.99))
-    figures = {
-        "growth": _save_figure(vgfm.pl.growth, adata, out / "growth_umap.png", vmax=vmax),
-        "growth_vs_truth": _growth_vs_truth_figure(adata, out / "growth_vs_truth.png"),
-        "velocity": _save_figure(vgfm.pl.velocity, adata, out / "velocity_umap.png",
-                                 color="day"),
-        "trajectories": _save_figure(vgfm.pl.trajectories, adata,
-                                     out / "trajectories_umap.png", color="day",
-                                     n_paths=N_TRAJECTORIES, seed=seed),
-        "mass": _save_figure(vgfm.pl.mass, adata, out / "mass.png"),
-        "history": _save_figure(vgfm.pl.history, adata, out / "history.png"),
-    }
+    # the figures of `vgfm plot` (one recipe), plus the comparison with the simulation's truth
+    figures = standard_figures(adata, out, basis="umap", n_paths=N_TRAJECTORIES, seed=seed)
+    figures["growth_vs_truth"] = _growth_vs_truth_figure(adata, out / "growth_vs_truth.png")
 
     csv = out / "evaluation.csv"
     evaluation.to_csv(csv, index=False)

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-from collections.abc import Sequence
+import os
+import pickle
+import re
+import tempfile
+import zipfile
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +20,18 @@ import torch
 
 from vgfm._core.networks import VelocityGrowthField
 from vgfm._core.ode import integrate
-from vgfm._core.train import TrainConfig, resolve_device
+from vgfm._core.train import TrainConfig, resolve_device, train
 from vgfm._data import keys
 from vgfm._data._containers import resolve_container
 from vgfm._data._record import read_record
 
 logger = logging.getLogger("vgfm")
 
-_FORMAT_VERSION = 1
+#: Version of the model format written by :meth:`VGFM.save` and :meth:`VGFM.to_dict`.
+#: 1: config, info and weights; 2: adds the representation fingerprint, the training record
+#: and (in files) tensors only, read with ``weights_only=True``.
+FORMAT_VERSION = 2
+_MAGIC = "vgfm.VGFM"
 
 
 class VGFM:
@@ -40,6 +51,13 @@ class VGFM:
         ``time_labels``, ``relative_size``, ``n_cells``, ``held_out``, ``seed``.
     history
         Training curves.
+    fingerprint
+        Summary of the representation the model was fitted on
+        (:func:`representation_fingerprint`); used by :meth:`check_adata` to refuse data of
+        the same width but other content. ``None``: only the width is checked.
+    training
+        Wall-clock seconds and the selected checkpoint of the training run
+        (``seconds``, ``best_step``, ``seconds_couplings``, ...).
 
     Examples
     --------
@@ -56,11 +74,15 @@ class VGFM:
         config: TrainConfig,
         info: dict[str, Any],
         history: dict[str, np.ndarray] | None = None,
+        fingerprint: dict[str, Any] | None = None,
+        training: dict[str, Any] | None = None,
     ):
         self.field = field.eval()
         self.config = config
         self.info = dict(info)
         self.history = dict(history or {})
+        self.fingerprint = None if not fingerprint else dict(fingerprint)
+        self.training = dict(training or {})
 
     # ------------------------------------------------------------------ properties
     @property
@@ -107,7 +129,13 @@ class VGFM:
                 f"states have shape {x.shape}; this model was fitted on {self.dim}-dimensional "
                 f"{self.use_rep!r}. Pass cells in the same representation."
             )
-        t_arr = np.broadcast_to(np.asarray(t, dtype=np.float32), (len(x),)).copy()  # writable
+        t64 = np.asarray(t, dtype=np.float64)
+        if not np.isfinite(t64).all():
+            raise ValueError(
+                "t (the time of the cells) contains NaN or infinite values; pass finite times "
+                f"within the fitted range [{self.times[0]:g}, {self.times[-1]:g}]."
+            )
+        t_arr = np.broadcast_to(t64.astype(np.float32), (len(x),)).copy()  # writable
         dev = resolve_device(device)
         fld = self.field.to(dev)
         vs, gs = [], []
@@ -144,44 +172,176 @@ class VGFM:
             raise ValueError(
                 f"start states have shape {x0.shape}; the model expects (n, {self.dim})."
             )
+        t_list = [float(v) for v in t_eval]
+        if not t_list or not np.isfinite(t_list).all():
+            raise ValueError(f"t_eval must hold finite times, got {t_list!r}")
+        if any(b <= a for a, b in zip(t_list[:-1], t_list[1:])):
+            raise ValueError(f"t_eval must be strictly increasing, got {t_list!r}")
         dev = resolve_device(device)
         fld = self.field.to(dev)
         xs, lms = [], []
         with torch.no_grad():
             for s in range(0, len(x0), batch_size):
                 xb = torch.from_numpy(np.ascontiguousarray(x0[s : s + batch_size])).to(dev)
-                x, lm = integrate(fld, xb, list(map(float, t_eval)),
-                                  n_steps=self.config.ode_steps)
+                x, lm = integrate(fld, xb, t_list, n_steps=self.config.ode_steps)
                 xs.append(x.cpu().numpy())
                 lms.append(lm.cpu().numpy())
         self.field.cpu()
         return np.concatenate(xs, axis=1), np.concatenate(lms, axis=1)
 
+    # ------------------------------------------------------------------ training
+    @classmethod
+    def fit(
+        cls,
+        snapshots: Sequence[np.ndarray | torch.Tensor],
+        times: Sequence[float],
+        *,
+        population_size: Sequence[float] | None = None,
+        holdout: int | None = None,
+        config: TrainConfig | None = None,
+        seed: int = 0,
+        device: str | torch.device | None = None,
+        progress: bool = False,
+        source_prior: Sequence[np.ndarray | None] | None = None,
+        info: dict[str, Any] | None = None,
+        loadings: np.ndarray | None = None,
+        feature_names: Sequence[str] | None = None,
+    ) -> VGFM:
+        """Train a model on time-stamped snapshots (plain arrays) and return it.
+
+        Calls :func:`vgfm._core.train.train` and records what the model was fitted on: the
+        time points, relative population sizes, cell counts, the held-out time point, the
+        seed, the training history and timings, and a fingerprint of the representation
+        (:func:`representation_fingerprint` of all cells of ``snapshots``, plus ``loadings``
+        and ``feature_names`` when given). :func:`vgfm.tl.fit` is the AnnData front end.
+
+        Parameters
+        ----------
+        snapshots
+            One ``(n_k, d)`` array per time point, in time order.
+        times
+            Strictly increasing numeric times ``t_k``.
+        population_size
+            Population size per time point (any scale); default the cell counts.
+        holdout
+            Index of an interior time point left out of training.
+        config
+            :class:`~vgfm._core.train.TrainConfig`; ``None`` for the defaults.
+        seed
+            Seed of every random draw of training.
+        device
+            Torch device; ``None`` picks CUDA when available.
+        progress
+            Show progress bars.
+        source_prior
+            Prior on the source masses, passed to :func:`~vgfm._core.train.train`.
+        info
+            Extra entries of :attr:`info`, e.g. ``use_rep``, ``time_key`` and ``time_labels``
+            (defaults: ``"X"``, ``""`` and the times as strings).
+        loadings
+            Loadings that produced the representation (``varm["PCs"]`` for ``X_pca``), hashed
+            into the fingerprint so that a recomputed PCA is recognised later.
+        feature_names
+            Names of the representation's columns when they are genes (``use_rep="X"``).
+
+        Returns
+        -------
+        VGFM
+            The trained model (on the CPU).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from vgfm import VGFM
+        >>> from vgfm._core.train import TrainConfig
+        >>> rng = np.random.default_rng(0)
+        >>> snaps = [rng.normal(size=(40, 2)), rng.normal(size=(50, 2)) + 1.0]
+        >>> model = VGFM.fit(snaps, [0.0, 1.0], config=TrainConfig(stage1_steps=5,
+        ...                  stage2_steps=0, hidden=8))
+        >>> model.dim, model.info["n_cells"]
+        (2, [40, 50])
+        """
+        cfg = config or TrainConfig()
+        result = train(snapshots, times, population_size=population_size, holdout=holdout,
+                       source_prior=source_prior, config=cfg, seed=seed, device=device,
+                       progress=progress)
+        arrays = [np.asarray(s.detach().cpu() if isinstance(s, torch.Tensor) else s)
+                  for s in snapshots]
+        counts = np.array([len(a) for a in arrays], dtype=np.int64)
+        sizes = (counts.astype(float) if population_size is None
+                 else np.asarray(population_size, dtype=float))
+        tvals = [float(t) for t in times]
+        record: dict[str, Any] = {
+            "use_rep": "X",
+            "dim": int(arrays[0].shape[1]),
+            "time_key": "",
+            "times": tvals,
+            "time_labels": [f"{t:g}" for t in tvals],
+            "relative_size": (sizes / sizes[0]).tolist(),
+            "n_cells": counts.tolist(),
+            "held_out": [k == holdout for k in range(len(tvals))],
+            "seed": int(seed),
+        }
+        record.update(info or {})
+        fingerprint = representation_fingerprint(
+            np.concatenate(arrays, axis=0), loadings=loadings, feature_names=feature_names)
+        training = {"seconds": float(result.seconds), "best_step": int(result.best_step),
+                    **_jsonable(dict(result.extra))}
+        return cls(result.field, config=cfg, info=record, history=result.history,
+                   fingerprint=fingerprint, training=training)
+
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
-        """h5ad-serialisable description: config (JSON), info, weights (numpy arrays)."""
+        """h5ad-serialisable description: config, info and fingerprint (JSON), weights (numpy).
+
+        Examples
+        --------
+        >>> sorted(model.to_dict())  # doctest: +SKIP
+        ['config', 'fingerprint', 'format_version', 'info', 'state', 'training']
+        """
         state = {k: v.detach().cpu().numpy() for k, v in self.field.state_dict().items()}
         return {
-            "format_version": _FORMAT_VERSION,
+            "format_version": FORMAT_VERSION,
             "config": json.dumps(self.config.to_dict()),
             "info": json.dumps(_jsonable(self.info)),
+            "fingerprint": json.dumps(_jsonable(self.fingerprint or {})),
+            "training": json.dumps(_jsonable(self.training)),
             "state": state,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], history: dict | None = None,
-                  info: dict[str, Any] | None = None) -> VGFM:
-        """Inverse of :meth:`to_dict`; ``info`` replaces the stored metadata (fit record)."""
-        cfg = TrainConfig(**json.loads(str(d["config"])))
-        info = json.loads(str(d["info"])) if info is None else dict(info)
-        state = {k: torch.as_tensor(np.asarray(v)) for k, v in d["state"].items()}
-        dim = int(info["dim"])
-        fld = VelocityGrowthField(
-            dim, center=torch.zeros(dim), scale=1.0, t_start=0.0, t_span=1.0,
-            hidden=cfg.hidden, n_layers=cfg.n_layers, growth=cfg.method == "vgfm",
-        )
-        fld.load_state_dict(state)
-        return cls(fld, config=cfg, info=info, history=history)
+                  info: dict[str, Any] | None = None, *,
+                  source: str = "the model record") -> VGFM:
+        """Inverse of :meth:`to_dict`; ``info`` replaces the stored metadata (fit record) and
+        ``source`` names the origin in error messages.
+
+        Examples
+        --------
+        >>> rebuilt = VGFM.from_dict(model.to_dict())  # doctest: +SKIP
+        """
+        version = _check_version(d.get("format_version", 1), source)
+        try:
+            cfg = TrainConfig(**json.loads(str(d["config"])))
+            info = json.loads(str(d["info"])) if info is None else dict(info)
+            fingerprint = json.loads(str(d.get("fingerprint") or "{}")) or None
+            training = json.loads(str(d.get("training") or "{}"))
+            state = {k: torch.as_tensor(np.asarray(v)) for k, v in d["state"].items()}
+            dim = int(info["dim"])
+            fld = VelocityGrowthField(
+                dim, center=torch.zeros(dim), scale=1.0, t_start=0.0, t_span=1.0,
+                hidden=cfg.hidden, n_layers=cfg.n_layers,
+                growth=any(k.startswith("growth_net.") for k in state),
+            )
+            fld.load_state_dict(state)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+            raise ValueError(
+                f"{source} is not a complete vgfm model (format version {version}): "
+                f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
+            ) from None
+        hist = {str(k): np.asarray(v) for k, v in (history or {}).items()}
+        return cls(fld, config=cfg, info=info, history=hist, fingerprint=fingerprint,
+                   training=training)
 
     @classmethod
     def from_adata(cls, adata: Any, key: str = keys.DEFAULT_KEY, *,
@@ -200,60 +360,431 @@ class VGFM:
                 f"key_added={key!r}) first (or pass the model object)."
             )
         record = read_record(data, key)
-        model = cls.from_dict(record.model, history=record.history, info=record.model_info())
+        model = cls.from_dict(record.model, history=record.history, info=record.model_info(),
+                              source=f"adata.uns[{key!r}]['model']")
         model.check_adata(data)
         return model
 
-    def save(self, path: str | Path) -> None:
-        """Write the model (weights, config, fit info, history) to ``path`` (torch format).
+    def save(self, path: str | Path, *, overwrite: bool = False) -> None:
+        """Write the model to ``path``: weights as tensors, config and fit record as JSON.
+
+        The file is a :func:`torch.save` archive that holds only tensors, strings and numbers,
+        so :meth:`load` reads it with ``torch.load(weights_only=True)`` (no Python object is
+        ever unpickled). It is written to a temporary file in the same folder and moved into
+        place in one step, so an interrupted save never leaves a partial file, and an
+        existing ``path`` is left intact until the new file is complete.
+
+        Parameters
+        ----------
+        path
+            Destination file (``.pt`` by convention). Its folder must exist.
+        overwrite
+            Replace an existing file; by default an existing file is refused.
+
+        Raises
+        ------
+        FileExistsError
+            If ``path`` exists and ``overwrite=False``.
+        IsADirectoryError, NotADirectoryError, FileNotFoundError
+            If ``path`` is a folder, or its parent is missing or is a file.
 
         Examples
         --------
-        >>> model.save("model.pt")  # doctest: +SKIP
+        >>> model.save("model.pt")                  # doctest: +SKIP
+        >>> model.save("model.pt", overwrite=True)  # doctest: +SKIP
         """
-        payload = self.to_dict()
-        payload["history"] = {k: np.asarray(v) for k, v in self.history.items()}
-        torch.save(payload, Path(path))
-        logger.info("saved VGFM model to %s", path)
+        target = check_writable_path(path, what="model file", overwrite=overwrite)
+        payload: dict[str, Any] = {
+            "vgfm_model": _MAGIC,
+            "format_version": FORMAT_VERSION,
+            "vgfm_version": _package_version(),
+            "config": json.dumps(self.config.to_dict()),
+            "info": json.dumps(_jsonable(self.info)),
+            "fingerprint": json.dumps(_jsonable(self.fingerprint or {})),
+            "training": json.dumps(_jsonable(self.training)),
+            "state": {k: v.detach().cpu().clone() for k, v in self.field.state_dict().items()},
+            "history": {str(k): torch.from_numpy(np.array(v, copy=True))
+                        for k, v in self.history.items()},
+        }
+        atomic_write(target, lambda f: torch.save(payload, f), overwrite=overwrite)
+        logger.info("saved VGFM model to %s", target)
 
     @classmethod
     def load(cls, path: str | Path, adata: Any | None = None, *, mod: str | None = None) -> VGFM:
         """Read a model written by :meth:`save`; validate ``adata`` against it when given.
 
+        The file is opened with ``torch.load(weights_only=True)``: a file that holds anything
+        but tensors, strings and numbers (e.g. a pickled Python object) is refused without
+        running it. The format version is checked, and with ``adata`` the data is checked
+        against the representation the model was fitted on (:meth:`check_adata`).
+
         Raises
         ------
+        FileNotFoundError, IsADirectoryError
+            If ``path`` does not exist or is a folder.
         ValueError
-            If ``adata`` lacks the model's representation or its dimension differs.
+            If the file is not a vgfm model (foreign, truncated, pickled objects), was written
+            by a newer format version, or ``adata`` does not match the model.
+        KeyError
+            If ``adata`` lacks the model's representation.
 
         Examples
         --------
         >>> model = vgfm.VGFM.load("model.pt", adata)  # doctest: +SKIP
         """
-        payload = torch.load(Path(path), map_location="cpu", weights_only=False)
-        model = cls.from_dict(payload, history=payload.get("history"))
+        p = Path(path)
+        if p.is_dir():
+            raise IsADirectoryError(f"model file {str(p)!r} is a directory, not a file written "
+                                    "by VGFM.save")
+        if not p.is_file():
+            raise FileNotFoundError(f"model file {str(p)!r} does not exist")
+        if not zipfile.is_zipfile(p):
+            raise ValueError(
+                f"model file {str(p)!r} is not a vgfm model: it is not a torch archive written "
+                "by VGFM.save (truncated, or another kind of file). Nothing in it was run."
+            )
+        try:
+            payload = torch.load(p, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:
+            found = re.search(r"GLOBAL ([\w.]+)", str(err))
+            what = f" (it refers to {found.group(1)})" if found else ""
+            raise ValueError(
+                f"model file {str(p)!r} was refused: it contains Python objects other than "
+                f"tensors, strings and numbers{what}, which are never unpickled (nothing in it "
+                "was run). Only files written by VGFM.save are read."
+            ) from None
+        except Exception as err:  # torch raises RuntimeError, OSError, EOFError, ...
+            raise ValueError(
+                f"model file {str(p)!r} could not be read as a vgfm model (truncated or "
+                f"damaged?): {type(err).__name__}: {' '.join(str(err).split())[:200]}"
+            ) from None
+        if not isinstance(payload, dict) or payload.get("vgfm_model") != _MAGIC:
+            raise ValueError(
+                f"model file {str(p)!r} is a torch file but not a vgfm model (no vgfm marker): "
+                "only files written by VGFM.save are read."
+            )
+        _check_version(payload.get("format_version"), f"model file {str(p)!r}")
+        history = payload.get("history") or {}
+        model = cls.from_dict(
+            payload,
+            history={k: v.numpy() if isinstance(v, torch.Tensor) else v
+                     for k, v in history.items()},
+            source=f"model file {str(p)!r}",
+        )
         if adata is not None:
             model.check_adata(resolve_container(adata, mod))
         return model
 
     def check_adata(self, adata: Any, use_rep: str | None = None) -> None:
-        """Raise a clear error if ``adata`` does not carry this model's representation."""
+        """Raise a clear error if ``adata`` does not carry this model's representation.
+
+        Checks the representation's width, then (when the model has a fingerprint) its
+        content: different PCA loadings (``varm["PCs"]`` for ``X_pca``) or different gene
+        names (``use_rep="X"``) of the same size are refused; a large shift of the data's
+        centre or scale against the training data is logged as a WARNING.
+
+        Examples
+        --------
+        >>> model.check_adata(adata)  # doctest: +SKIP
+        """
         rep = use_rep or self.use_rep
         if rep == "X":
-            found = adata.shape[1]
+            data = adata.X
         elif rep in adata.obsm:
-            found = np.shape(adata.obsm[rep])[1]
+            data = adata.obsm[rep]
         else:
             raise KeyError(
                 f"the model was fitted on use_rep={rep!r}, which is not in adata.obsm "
                 f"(available: {list(adata.obsm.keys())}). Compute the same representation "
                 "(e.g. project new cells with the PCA loadings of the training data) first."
             )
+        found = np.shape(data)[1]
         if found != self.dim:
             raise ValueError(
                 f"the model was fitted on {self.dim}-dimensional {rep!r}, but this data has "
                 f"{found} dimensions there; apply the model only to data in the same "
                 "representation."
             )
+        if not self.fingerprint:
+            return
+        loadings = None
+        if rep == "X_pca" and "PCs" in getattr(adata, "varm", {}):
+            loadings = np.asarray(adata.varm["PCs"])
+        names = list(map(str, adata.var_names)) if rep == "X" else None
+        current = representation_fingerprint(data, loadings=loadings, feature_names=names)
+        errors, warns = compare_fingerprints(self.fingerprint, current, use_rep=rep)
+        if errors:
+            raise ValueError(
+                f"this data's {rep!r} has the model's width ({self.dim}) but other content: "
+                + "; ".join(errors)
+            )
+        for text in warns:
+            logger.warning("%s", text)
+
+
+# ---------------------------------------------------------------------------- fingerprints
+def representation_fingerprint(
+    x: Any,
+    *,
+    loadings: np.ndarray | None = None,
+    feature_names: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Summary of a representation, stored with a model to recognise its data later.
+
+    Pure function of arrays (no AnnData): the AnnData side passes ``x`` (the ``use_rep``
+    matrix), ``loadings`` (``varm["PCs"]`` when ``use_rep="X_pca"``) and ``feature_names``
+    (``var_names`` when ``use_rep="X"``).
+
+    Parameters
+    ----------
+    x
+        ``(n, d)`` matrix, dense or scipy sparse.
+    loadings
+        ``(n_genes, >= d)`` loadings of a PCA; the first ``d`` columns are hashed (SHA-256 of
+        their float32 bytes).
+    feature_names
+        Names of the ``d`` columns; hashed.
+
+    Returns
+    -------
+    dict
+        ``dim``, ``n_cells``, ``mean`` and ``std`` (per column, float64), ``scale`` (root mean
+        per-column variance about the mean), ``loadings_sha256`` / ``loadings_shape`` and
+        ``features_sha256`` (``None`` when not given).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fp = representation_fingerprint(np.array([[0.0, 1.0], [2.0, 3.0]]))
+    >>> fp["dim"], fp["mean"], fp["scale"]
+    (2, [1.0, 2.0], 1.0)
+    """
+    from scipy import sparse
+
+    if sparse.issparse(x):
+        mat = sparse.csr_matrix(x, dtype=np.float64)
+        mean = np.asarray(mat.mean(axis=0)).ravel()
+        sq = np.asarray(mat.multiply(mat).mean(axis=0)).ravel()
+        var = np.clip(sq - mean**2, 0.0, None)
+    else:
+        arr = np.asarray(x, dtype=np.float64)
+        if arr.ndim != 2:
+            raise ValueError(f"representation must be a 2-d matrix, got shape {arr.shape}")
+        mean = arr.mean(axis=0) if len(arr) else np.zeros(arr.shape[1])
+        var = arr.var(axis=0) if len(arr) else np.zeros(arr.shape[1])
+    dim = int(np.shape(x)[1])
+    fp: dict[str, Any] = {
+        "dim": dim,
+        "n_cells": int(np.shape(x)[0]),
+        "mean": mean.tolist(),
+        "std": np.sqrt(var).tolist(),
+        "scale": float(np.sqrt(var.mean())) if dim else 0.0,
+        "loadings_sha256": None,
+        "loadings_shape": None,
+        "features_sha256": None,
+    }
+    if loadings is not None:
+        load = np.asarray(loadings)
+        if load.ndim == 2 and load.shape[1] >= dim:
+            block = np.ascontiguousarray(load[:, :dim], dtype=np.float32)
+            fp["loadings_sha256"] = hashlib.sha256(block.tobytes()).hexdigest()
+            fp["loadings_shape"] = [int(block.shape[0]), dim]
+    if feature_names is not None:
+        joined = "\x1f".join(map(str, feature_names)).encode("utf-8")
+        fp["features_sha256"] = hashlib.sha256(joined).hexdigest()
+    return fp
+
+
+#: Centre shift (root mean square per column, in units of the fitted scale) above which a
+#: WARNING is logged.
+CENTER_SHIFT_WARN = 3.0
+#: Ratio of scales (either way) above which a WARNING is logged.
+SCALE_RATIO_WARN = 4.0
+
+
+def compare_fingerprints(
+    fitted: dict[str, Any], current: dict[str, Any], *, use_rep: str = "X_pca"
+) -> tuple[list[str], list[str]]:
+    """Compare the fingerprint of the training data with that of new data.
+
+    Returns ``(errors, warnings)``, each a list of sentences. Errors: same width but different
+    PCA loadings (same number of genes) or different feature names. Warnings: the centre has
+    moved by more than :data:`CENTER_SHIFT_WARN` fitted scales (root mean square per column),
+    the overall scale changed by more than a factor :data:`SCALE_RATIO_WARN`, or the loadings
+    cannot be compared (missing, or another number of genes).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(100, 3))
+    >>> compare_fingerprints(representation_fingerprint(x), representation_fingerprint(x))
+    ([], [])
+    >>> errors, warns = compare_fingerprints(representation_fingerprint(x),
+    ...                                      representation_fingerprint(10 * x))
+    >>> errors, len(warns)
+    ([], 1)
+    """
+    errors: list[str] = []
+    warns: list[str] = []
+    if int(fitted.get("dim", current["dim"])) != int(current["dim"]):
+        errors.append(f"width {current['dim']} instead of {fitted['dim']}")
+        return errors, warns
+    fl, cl = fitted.get("loadings_sha256"), current.get("loadings_sha256")
+    if fl and cl and fl != cl:
+        if fitted.get("loadings_shape") == current.get("loadings_shape"):
+            errors.append(
+                f"the PCA loadings varm['PCs'] differ from those of the training data (SHA-256 "
+                f"{cl[:12]}… instead of {fl[:12]}…), so {use_rep!r} was recomputed (other genes, "
+                "other preprocessing or another PCA run) and its coordinates mean something "
+                "else. Project these cells onto the training PCA (e.g. scanpy.tl.ingest, or "
+                "X @ PCs of the training data) or refit the model on this representation"
+            )
+        else:
+            warns.append(
+                f"varm['PCs'] has shape {current.get('loadings_shape')} instead of "
+                f"{fitted.get('loadings_shape')} (genes subset?): cannot verify that "
+                f"{use_rep!r} is the PCA the model was fitted on"
+            )
+    elif fl and not cl:
+        warns.append(f"varm['PCs'] is missing: cannot verify that {use_rep!r} is the PCA the "
+                     "model was fitted on")
+    ff, cf = fitted.get("features_sha256"), current.get("features_sha256")
+    if ff and cf and ff != cf:
+        errors.append(
+            "the feature (gene) names differ from those of the training data; reorder or "
+            "subset the genes to the training genes (adata[:, genes]) or refit"
+        )
+    if errors:
+        return errors, warns
+    scale = float(fitted.get("scale") or 0.0)
+    if scale > 0 and current.get("n_cells", 0) >= 2:
+        shift = (np.asarray(current["mean"]) - np.asarray(fitted["mean"])) / scale
+        rms_shift = float(np.sqrt(np.mean(shift**2)))
+        ratio = float(current["scale"]) / scale
+        if rms_shift > CENTER_SHIFT_WARN:
+            warns.append(
+                f"the centre of {use_rep!r} lies {rms_shift:.3g} training scales (root mean "
+                f"square per column) from that of the training data (warning above "
+                f"{CENTER_SHIFT_WARN:g}): the model is applied far outside the data it was "
+                "fitted on; check that this is the same representation (not shifted or "
+                "recomputed)"
+            )
+        if not 1 / SCALE_RATIO_WARN <= ratio <= SCALE_RATIO_WARN:
+            warns.append(
+                f"the spread of {use_rep!r} is {ratio:.3g} times that of the training data "
+                f"(warning outside [1/{SCALE_RATIO_WARN:g}, {SCALE_RATIO_WARN:g}]): check that "
+                "the representation was not rescaled or recomputed"
+            )
+    return errors, warns
+
+
+# ------------------------------------------------------------------------------ file helpers
+def check_writable_path(path: str | Path, *, what: str = "output file",
+                        overwrite: bool = True) -> Path:
+    """Check, before any work, that a file can be written at ``path``; return it as a Path.
+
+    Refuses a folder, a parent that is missing or is a file, an unwritable folder, and (with
+    ``overwrite=False``) an existing file, each with an error naming ``path``.
+
+    Examples
+    --------
+    >>> check_writable_path("/")  # doctest: +SKIP
+    Traceback (most recent call last):
+    IsADirectoryError: output file '/' is a directory; give a file name inside it
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"{what} {str(p)!r} is a directory; give a file name inside it "
+                                f"(e.g. {str(p / 'model.pt')!r})")
+    parent = p.parent
+    for anc in [parent, *parent.parents]:
+        if anc.exists() and not anc.is_dir():
+            raise NotADirectoryError(f"{what} {str(p)!r}: {str(anc)!r} is a file, not a folder")
+        if anc.exists():
+            break
+    if not parent.is_dir():
+        raise FileNotFoundError(f"{what} {str(p)!r}: folder {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"{what} {str(p)!r}: folder {str(parent)!r} is not writable")
+    if p.exists() and not overwrite:
+        raise FileExistsError(f"{what} {str(p)!r} already exists; pass overwrite=True to "
+                              "replace it")
+    return p
+
+
+def atomic_write(path: str | Path, write: Callable[[Any], Any], *,
+                 overwrite: bool = True, binary: bool | None = True,
+                 suffix: str = "") -> Path:
+    """Write a file through a temporary file in the same folder, then move it into place.
+
+    ``write`` receives an open file object (or, with ``binary=None``, nothing is opened and it
+    receives the temporary path, whose name ends in ``suffix``). The temporary file is flushed to disk and renamed over
+    ``path`` with :func:`os.replace` (atomic on POSIX and Windows), so readers see either the
+    old file or the complete new one, never a partial file; on any error or interruption the
+    temporary file is removed and ``path`` is left as it was. With ``overwrite=False`` the
+    final step refuses to replace a file that appeared meanwhile.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.bin"
+    >>> _ = atomic_write(p, lambda f: f.write(b"data"))
+    >>> p.read_bytes()
+    b'data'
+    """
+    target = Path(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{suffix}",
+                                    dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        if binary is None:
+            os.close(fd)
+            write(tmp)
+        else:
+            with os.fdopen(fd, "wb" if binary else "w") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            try:
+                os.link(tmp, target)  # fails if target exists: no clobbering, even in a race
+            except FileExistsError:
+                raise FileExistsError(f"{str(target)!r} already exists; pass overwrite=True "
+                                      "to replace it") from None
+            except OSError:  # file system without hard links
+                if target.exists():
+                    raise FileExistsError(f"{str(target)!r} already exists") from None
+                os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return target
+
+
+def _check_version(version: Any, source: str) -> int:
+    try:
+        v = int(version)
+    except (TypeError, ValueError):
+        raise ValueError(f"{source} has no valid vgfm format version (found {version!r}); "
+                         "it was not written by vgfm") from None
+    if v > FORMAT_VERSION or v < 1:
+        raise ValueError(
+            f"{source} has model format version {v}, but this vgfm ({_package_version()}) "
+            f"reads format versions 1 to {FORMAT_VERSION}; upgrade vgfm to read it"
+            if v > FORMAT_VERSION else
+            f"{source} has unknown model format version {v} (this vgfm reads 1 to "
+            f"{FORMAT_VERSION})"
+        )
+    return v
+
+
+def _package_version() -> str:
+    try:
+        return version("vgfm")
+    except PackageNotFoundError:  # pragma: no cover - source checkout without install
+        return "0.0.0"
 
 
 def _jsonable(obj: Any) -> Any:

@@ -18,19 +18,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vgfm._data import keys as C
-from vgfm._core.methods import method_names
-
 logger = logging.getLogger("vgfm")
 
 #: Exceptions that stem from bad input files or options; reported in one line, exit status 2.
+#: (``FileNotFoundError``, ``IsADirectoryError``, ``NotADirectoryError``, ``FileExistsError``
+#: and ``PermissionError`` are all ``OSError``s raised by the path checks of this module.)
 USER_ERRORS: tuple[type[BaseException], ...] = (
     KeyError,
     ValueError,
     TypeError,
     FileNotFoundError,
+    IsADirectoryError,
+    NotADirectoryError,
+    FileExistsError,
+    PermissionError,
 )
 EXIT_USAGE = 2
+#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
+#: Exit status after SIGTERM (128 + SIGTERM).
+EXIT_TERMINATED = 143
 
 _FIT_EXAMPLES = """\
 Examples:
@@ -40,6 +47,9 @@ Examples:
   vgfm fit data.h5ad --time-key day --population-size-file sizes.csv -o fitted.h5ad
   vgfm fit data.h5ad --time-key day --option reg=0.05 --option stage1_steps=500 -o fitted.h5ad
   vgfm fit multiome.h5mu --mod rna --time-key day -o fitted.h5mu
+  vgfm fit data.h5ad --time-key stage --time-order early mid late -o fitted.h5ad
+  vgfm fit data.h5ad --time-key stage --time-order early mid late --time-values 0 1.5 4 \
+      -o fitted.h5ad
 
 A population-size file is a CSV with a header row and one row per time point: either two
 columns (time label or value, then size; a column named "size" is used when present) or a
@@ -49,6 +59,10 @@ single column of sizes in time order, e.g.
   day 2,30000
 Options (--option NAME=VALUE) are the training options of vgfm.tl.fit: reg, reg_m, sigma,
 hidden, n_layers, stage1_steps, batch_size, lr, stage2_steps, ...
+
+Files are written atomically (a temporary file in the same folder, then renamed), so OUT may
+equal IN: an interrupted run leaves the previous file intact. --save-model is checked before
+training and replaces an existing file.
 """
 
 _SIMULATE_EXAMPLES = """\
@@ -64,9 +78,12 @@ _EVALUATE_EXAMPLES = """\
 Examples:
   vgfm evaluate fitted.h5ad
   vgfm evaluate fitted.h5ad --json > evaluation.json
+  vgfm evaluate fitted.h5ad -o fitted.h5ad
 
 One row per observed time point after the first: W1 distance between the predicted and the
 observed cells (in the fitted representation) and relative population-size error (RME).
+With -o the data, with the table in uns["KEY"]["evaluation"], is written to OUT; without it
+no file is written.
 """
 
 _PLOT_EXAMPLES = """\
@@ -124,8 +141,8 @@ def _global_flags(suppress: bool) -> argparse.ArgumentParser:
     return parent
 
 
-def _add_key(p: argparse.ArgumentParser, help_text: str) -> None:
-    p.add_argument("--key", default=C.DEFAULT_KEY, metavar="KEY",
+def _add_key(p: argparse.ArgumentParser, help_text: str, default: str) -> None:
+    p.add_argument("--key", default=default, metavar="KEY",
                    help=f"{help_text} (default: %(default)s)")
 
 
@@ -150,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     True
     """
     from vgfm import __version__
+
+    # imported here, not at module level: `vgfm --version` answers before they are needed
+    # (vgfm._data loads anndata, vgfm._core loads torch)
+    from vgfm._core.methods import method_names
+    from vgfm._data import keys as C
 
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
@@ -178,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: %(default)s)")
     p.add_argument("--use-rep", default=C.DEFAULT_USE_REP, metavar="REP",
                    help="obsm key to model, or X (default: %(default)s)")
+    p.add_argument("--time-order", nargs="+", default=None, metavar="LABEL",
+                   help="all time labels, earliest first (for labels that do not sort by "
+                        "themselves, e.g. --time-order early mid late)")
+    p.add_argument("--time-values", nargs="+", type=float, default=None, metavar="T",
+                   help="numeric time of each label of --time-order, in the same order "
+                        "(default: 0, 1, 2, ...)")
     p.add_argument("--holdout-time", default=None, metavar="T",
                    help="interior time point (label or value) left out of training")
     sizes = p.add_mutually_exclusive_group()
@@ -196,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="NAME=VALUE", help="training option of vgfm.tl.fit (repeatable)")
     _add_mod(p)
     p.add_argument("--save-model", default=None, metavar="PATH",
-                   help="also save the trained model (torch format, e.g. model.pt)")
+                   help="also save the trained model (e.g. model.pt; replaces an existing "
+                        "file; read it with vgfm.VGFM.load)")
     p.set_defaults(handler=_cmd_fit)
 
     p = sub.add_parser("simulate", help="simulate trajectories with a fitted model",
@@ -205,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=_SIMULATE_EXAMPLES, formatter_class=fmt, parents=flags)
     p.add_argument("input", metavar="IN", help="fitted .h5ad (or .h5mu) file")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file")
-    _add_key(p, "key of the fit")
+    _add_key(p, "key of the fit", C.DEFAULT_KEY)
     p.add_argument("--start-time", default=None, metavar="T",
                    help="time point (label or value) whose cells start (default: the first)")
     p.add_argument("--n-cells", type=int, default=None, metavar="N",
@@ -221,8 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Evaluate a fitted model against the observed snapshots.",
                        epilog=_EVALUATE_EXAMPLES, formatter_class=fmt, parents=flags)
     p.add_argument("input", metavar="IN", help="fitted .h5ad (or .h5mu) file")
-    _add_key(p, "key of the fit")
+    _add_key(p, "key of the fit", C.DEFAULT_KEY)
     p.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+    p.add_argument("-o", "--output", default=None, metavar="OUT",
+                   help="also write the data with uns[KEY]['evaluation'] to OUT (may equal "
+                        "IN); default: write nothing")
     _add_mod(p)
     p.set_defaults(handler=_cmd_evaluate)
 
@@ -234,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--basis", default=None,
                    help="embedding of the growth/velocity/trajectory plots (default: umap, "
                         "skipped when obsm['X_umap'] is missing)")
-    _add_key(p, "key of the fit")
+    _add_key(p, "key of the fit", C.DEFAULT_KEY)
     _add_mod(p)
     p.set_defaults(handler=_cmd_plot)
 
@@ -252,30 +284,68 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ------------------------------------------------------------------------------------- I/O
-def _read(path: str, mod: str | None = None) -> Any:
-    """Read an ``.h5ad`` or ``.h5mu`` file into memory."""
+def _check_input(path: str) -> Path:
+    """The input path exists and is a file (not a folder)."""
     p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"input {path!r} is a directory; give an .h5ad or .h5mu file")
     if not p.is_file():
         raise FileNotFoundError(f"input file {path!r} does not exist")
-    suffix = p.suffix.lower()
-    if suffix == ".h5ad":
-        if mod is not None:
-            raise ValueError(f"--mod {mod!r} needs an .h5mu input; {path!r} is an .h5ad file")
-        import anndata as ad
+    return p
 
-        return ad.read_h5ad(p)
-    if suffix == ".h5mu":
+
+def _read(path: str, mod: str | None = None) -> Any:
+    """Read an ``.h5ad`` or ``.h5mu`` file into memory; unreadable files are user errors."""
+    p = _check_input(path)
+    suffix = p.suffix.lower()
+    if suffix not in (".h5ad", ".h5mu"):
+        raise ValueError(f"input file {path!r} must end in .h5ad or .h5mu")
+    if suffix == ".h5ad" and mod is not None:
+        raise ValueError(f"--mod {mod!r} needs an .h5mu input; {path!r} is an .h5ad file")
+    import h5py
+
+    if not h5py.is_hdf5(p):
+        raise ValueError(f"input file {path!r} is not an HDF5 file, so not a valid {suffix} "
+                         "(empty, damaged or another format)")
+    try:
+        if suffix == ".h5ad":
+            import anndata as ad
+
+            return ad.read_h5ad(p)
         import mudata as md
 
         return md.read_h5mu(p)
-    raise ValueError(f"input file {path!r} must end in .h5ad or .h5mu")
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as err:  # h5py/anndata raise OSError, KeyError, AnnDataReadError, ...
+        logger.debug("traceback of the read error", exc_info=True)
+        detail = " ".join(str(err).split())[:200]
+        raise ValueError(f"input file {path!r} could not be read as {suffix} (truncated or "
+                         f"damaged?): {type(err).__name__}: {detail}") from None
+
+
+def _check_path(path: str, what: str) -> Path:
+    """``path`` can become a file: it is not a folder and no existing ancestor is a file."""
+    p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"{what} {path!r} is a directory; give a file name")
+    for ancestor in p.parents:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise NotADirectoryError(f"{what} {path!r}: {str(ancestor)!r} is a file, "
+                                         "not a folder")
+            if not os.access(ancestor, os.W_OK | os.X_OK):
+                raise PermissionError(f"{what} {path!r}: folder {str(ancestor)!r} is not "
+                                      "writable")
+            break
+    return p
 
 
 def _check_output(data: Any, path: str) -> Path:
     """Fail early (before any computation) when ``path`` does not suit ``data``."""
     import mudata as md
 
-    p = Path(path)
+    p = _check_path(path, "output file")
     is_mu = isinstance(data, md.MuData)
     expected = ".h5mu" if is_mu else ".h5ad"
     if p.suffix.lower() != expected:
@@ -285,63 +355,128 @@ def _check_output(data: Any, path: str) -> Path:
 
 
 def _write(data: Any, path: str) -> None:
-    """Write ``data`` to ``path`` in the format matching the object (h5ad / h5mu)."""
+    """Write ``data`` to ``path`` (h5ad / h5mu) atomically: temporary file, then rename.
+
+    The previous file at ``path`` (possibly the input) stays intact until the new one is
+    complete, whatever interrupts the write.
+    """
+    from vgfm._model import atomic_write
+
     p = _check_output(data, path)
     p.parent.mkdir(parents=True, exist_ok=True)
     if p.suffix.lower() == ".h5mu":
-        data.write_h5mu(p)
+        atomic_write(p, data.write_h5mu, binary=None, suffix=".h5mu")
     else:
-        data.write_h5ad(p)
+        atomic_write(p, data.write_h5ad, binary=None, suffix=".h5ad")
     logger.info("wrote %s", p)
+
+
+def _check_device(device: str | None) -> None:
+    """Refuse a device torch does not have, before reading any data."""
+    if device is None:
+        return
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(f"--device {device!r} is not a torch device (e.g. cpu, cuda, cuda:1): "
+                         f"{err}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {device!r}: CUDA is not available on this machine "
+                             "(torch was built without CUDA or sees no GPU); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {device!r}: only {torch.cuda.device_count()} CUDA "
+                             "device(s) visible")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device!r}: MPS is not available on this machine; use "
+                         "--device cpu")
 
 
 def _read_population_sizes(path: str) -> Any:
     """Population sizes from a CSV: ``{time: size}`` (2+ columns) or a list (1 column)."""
     import pandas as pd
 
-    if not Path(path).is_file():
+    p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"population-size file {path!r} is a directory")
+    if not p.is_file():
         raise FileNotFoundError(f"population-size file {path!r} does not exist")
-    table = pd.read_csv(path, dtype=str, skipinitialspace=True)
-    if table.shape[1] == 1:
-        return [float(v) for v in table.iloc[:, 0]] if len(table) else []
-    cols = [str(c).strip().lower() for c in table.columns]
-    size_col = next((i for i, c in enumerate(cols) if c in ("size", "population_size", "n")), 1)
-    time_col = 0 if size_col != 0 else 1
     try:
+        table = pd.read_csv(p, dtype=str, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"population-size file {path!r} is empty; it needs a header row and "
+                         "one row per time point (see `vgfm fit --help`)") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(f"population-size file {path!r} is not a readable CSV: "
+                         f"{' '.join(str(err).split())}") from None
+    if len(table) == 0:
+        raise ValueError(f"population-size file {path!r} has a header but no rows; add one row "
+                         "per time point")
+    try:
+        if table.shape[1] == 1:
+            return [float(v) for v in table.iloc[:, 0]]
+        cols = [str(c).strip().lower() for c in table.columns]
+        size_col = next((i for i, c in enumerate(cols)
+                         if c in ("size", "population_size", "n")), 1)
+        time_col = 0 if size_col != 0 else 1
         return {str(t).strip(): float(s) for t, s in zip(table.iloc[:, time_col],
                                                           table.iloc[:, size_col])}
-    except ValueError as err:
+    except (TypeError, ValueError) as err:
         raise ValueError(f"population-size file {path!r}: sizes must be numbers ({err})") from None
 
 
 # -------------------------------------------------------------------------------- commands
 def _cmd_fit(args: argparse.Namespace, progress: bool) -> int:
-    import vgfm
-
     options: dict[str, Any] = {}
     for name, value in args.options:
         options[name] = value
+    if args.time_values is not None and args.time_order is None:
+        raise ValueError("--time-values needs --time-order (the labels the values belong to)")
+    # every check that can fail without training runs before it
+    _check_device(args.device)
     if args.population_size_file is not None:
         sizes = _read_population_sizes(args.population_size_file)
     else:
         sizes = args.population_size
+    _check_path(args.output, "output file")
+    if args.save_model:
+        _check_path(args.save_model, "--save-model file")
+        if Path(args.save_model).resolve() in (Path(args.output).resolve(),
+                                                 Path(args.input).resolve()):
+            raise ValueError(f"--save-model {args.save_model!r} names the input or output data "
+                             "file; give the model its own file (e.g. model.pt)")
     data = _read(args.input, args.mod)
     _check_output(data, args.output)
+    time_options: dict[str, Any] = {}
+    if args.time_order is not None:
+        time_options["time_order"] = list(args.time_order)
+    if args.time_values is not None:
+        time_options["time_values"] = list(args.time_values)
+
+    import vgfm
+
     model = vgfm.tl.fit(
         data, args.time_key, use_rep=args.use_rep, key_added=args.key_added,
         method=args.method, population_size=sizes, holdout_time=args.holdout_time,
-        seed=args.seed, device=args.device, progress=progress, mod=args.mod, **options,
+        seed=args.seed, device=args.device, progress=progress, mod=args.mod,
+        **time_options, **options,
     )
-    _write(data, args.output)
+    if isinstance(model, tuple):  # a tl.fit returning (data, model) as well
+        model = model[-1]
     if args.save_model:
+        # the model first: when it fails, the .h5ad has not been replaced yet
         Path(args.save_model).parent.mkdir(parents=True, exist_ok=True)
-        model.save(args.save_model)
+        model.save(args.save_model, overwrite=True)
+    _write(data, args.output)
     return 0
 
 
 def _cmd_simulate(args: argparse.Namespace, progress: bool) -> int:
     import vgfm
 
+    _check_path(args.output, "output file")
     data = _read(args.input, args.mod)
     _check_output(data, args.output)
     vgfm.tl.simulate(data, key=args.key, start_time=args.start_time, n_cells=args.n_cells,
@@ -350,12 +485,39 @@ def _cmd_simulate(args: argparse.Namespace, progress: bool) -> int:
     return 0
 
 
+class _DropRecords(logging.Filter):
+    """Drop log records whose message starts with ``prefix`` (a claim that does not apply)."""
+
+    def __init__(self, prefix: str):
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefix)
+
+
 def _cmd_evaluate(args: argparse.Namespace, progress: bool) -> int:
     import vgfm
     from vgfm._demo import format_table
 
+    if args.output is not None:
+        _check_path(args.output, "output file")
     data = _read(args.input, args.mod)
-    table = vgfm.tl.evaluate(data, key=args.key, mod=args.mod)
+    if args.output is not None:
+        _check_output(data, args.output)
+        table = vgfm.tl.evaluate(data, key=args.key, mod=args.mod)
+        _write(data, args.output)
+    else:
+        # the table is only printed: tl.evaluate's note about the field it adds to the
+        # in-memory object would suggest a file was changed
+        drop = _DropRecords("vgfm.tl.evaluate added")
+        logger.addFilter(drop)
+        try:
+            table = vgfm.tl.evaluate(data, key=args.key, mod=args.mod)
+        finally:
+            logger.removeFilter(drop)
+        logger.info("no file written (pass -o OUT to keep the table in uns[%r]['evaluation'])",
+                    args.key)
     if args.json:
         print(table.to_json(orient="records", double_precision=10))
     else:
@@ -367,51 +529,13 @@ def _cmd_plot(args: argparse.Namespace, progress: bool) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
+    from vgfm._figures import standard_figures
 
-    import vgfm
-    from vgfm._data import read_record, resolve_container
-
+    _check_path(str(Path(args.output) / "figure.png"), "figure")  # FIGDIR must be a folder
     data = _read(args.input, args.mod)
-    container = resolve_container(data, args.mod)
-    params = read_record(container, args.key).params
-    basis = args.basis or "umap"
-    emb_key = C.basis_key(basis)
-    has_basis = emb_key in container.obsm
-    if args.basis is not None and not has_basis:
-        raise KeyError(f"adata.obsm[{emb_key!r}] (the --basis embedding) is missing; available "
-                       f"obsm keys: {list(container.obsm.keys())}")
-    outdir = Path(args.output)
-    outdir.mkdir(parents=True, exist_ok=True)
-    name = basis.removeprefix("X_")
-    common = {"key": args.key, "mod": args.mod, "show": False}
-    color = params.get("time_key") or None
-    if color is not None and color not in container.obs:
-        color = None
-    jobs: list[tuple[str, Any, dict[str, Any]]] = []
-    if has_basis:
-        growth = np.abs(np.asarray(container.obs[C.growth_key(args.key)], dtype=float))
-        growth = growth[np.isfinite(growth)]
-        # colour limit at the 99th percentile of |g| (as in `vgfm demo`): a few extreme cells
-        # must not wash out the rest
-        vmax = float(np.quantile(growth, 0.99)) if growth.size else None
-        jobs += [(f"growth_{name}.png", vgfm.pl.growth,
-                  {"basis": basis, "vmax": vmax if vmax else None}),
-                 (f"velocity_{name}.png", vgfm.pl.velocity, {"basis": basis, "color": color})]
-        if C.trajectories_key(args.key) in container.uns:
-            jobs.append((f"trajectories_{name}.png", vgfm.pl.trajectories,
-                         {"basis": basis, "color": color}))
-        else:
-            logger.info("no uns[%r]: skipping the trajectory plot (run `vgfm simulate` first)",
-                        C.trajectories_key(args.key))
-    else:
-        logger.warning("obsm[%r] is missing: skipping the growth, velocity and trajectory "
-                       "plots (compute a UMAP or pass --basis)", emb_key)
-    jobs += [("mass.png", vgfm.pl.mass, {}), ("history.png", vgfm.pl.history, {})]
-    for filename, plot, kwargs in jobs:
-        ax = plot(data, save=outdir / filename, **common, **kwargs)
-        plt.close(ax.figure)
+    written = standard_figures(data, args.output, key=args.key, basis=args.basis, mod=args.mod)
+    for path in written.values():
+        logger.info("wrote %s", path)
     return 0
 
 
@@ -450,6 +574,31 @@ def _configure_logging(quiet: bool, verbose: int) -> tuple[logging.Handler, int]
     return handler, old_level
 
 
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler, so that temporary files are cleaned up on the way out."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
+def _install_sigterm() -> Any:
+    """Turn SIGTERM into :class:`_Terminated` while a command runs (main thread only)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _restore_sigterm(previous: Any) -> None:
+    import signal
+
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vgfm`` command.
 
@@ -462,7 +611,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         Exit status: 0 on success, 2 for bad input or options (one line
-        ``vgfm: error: <message>`` on stderr). Unexpected exceptions propagate.
+        ``vgfm: error: <message>`` on stderr), 130 after Ctrl-C and 143 after SIGTERM (one
+        line, no traceback; output files are written atomically, so they are either the
+        previous or the complete new file). Unexpected exceptions propagate.
 
     Examples
     --------
@@ -470,6 +621,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> main(["fit", "data.h5ad", "--time-key", "day", "-o", "fitted.h5ad"])  # doctest: +SKIP
     0
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    leading = []
+    for token in argv:  # global flags before the subcommand
+        if not token.startswith("-"):
+            break
+        leading.append(token)
+    if "--version" in leading:  # answered without importing the library (no torch, scanpy)
+        from vgfm import __version__
+
+        print(f"vgfm {__version__}")
+        return 0
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -480,6 +642,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose = int(getattr(args, "verbose", 0) or 0)
     progress = not quiet and sys.stderr.isatty()
     handler, old_level = _configure_logging(quiet, verbose)
+    previous_sigterm = _install_sigterm()
     try:
         with warnings.catch_warnings():
             if not verbose:
@@ -496,7 +659,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
+    except KeyboardInterrupt:
+        logger.debug("traceback of the interruption", exc_info=True)
+        print("vgfm: interrupted; files that were being written are left as they were",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except _Terminated:
+        print("vgfm: terminated; files that were being written are left as they were",
+              file=sys.stderr)
+        return EXIT_TERMINATED
     finally:
+        _restore_sigterm(previous_sigterm)
         logger.removeHandler(handler)
         logger.setLevel(old_level)
 

@@ -103,7 +103,7 @@ class TrainConfig:
     val_targets: int = 2048
     ode_steps: int = 3
     stage2_loss: str = "w1"
-    coupling_geometry: str = "euclidean"
+    coupling_geometry: str = "affine"
     coupling_block: int = 2048
     coupling_max_blocks: int = 8
 
@@ -183,7 +183,7 @@ def energy_distance(x: torch.Tensor, wx: torch.Tensor, y: torch.Tensor,
     wx = wx / wx.sum()
     wy = wy / wy.sum()
     x, y = x.double(), y.double()
-    tiny = 1e-12 * (1.0 + float(y.square().mean()))
+    tiny = 1e-24 * (1.0 + float(y.square().mean()))
 
     def dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return torch.sqrt(squared_distances(a, b) + tiny)

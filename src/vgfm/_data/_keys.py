@@ -233,6 +233,7 @@ RECORD_ENTRIES: tuple[str, ...] = (
     "population_size_source",
     "relative_size",
     "held_out",
+    "growth_last_time",
     "history",
     "train_seconds",
     "timing",
@@ -271,3 +272,16 @@ def derived_fields(key: str, obsm_keys, uns_keys, layer_keys) -> dict[str, list[
     uns = [k for k in uns_keys if k in (trajectories_key(key), growth_genes_key(key))]
     layers = [k for k in layer_keys if k == gene_velocity_key(key)]
     return {"obsm": obsm, "uns": uns, "layers": layers}
+
+
+def trajectory_embedding_key(basis: str = "umap") -> str:
+    """Entry of ``adata.uns[trajectories_key(key)]`` holding the states mapped on ``basis``.
+
+    Written by :func:`vgfm.tl.trajectory_embedding`, read by :func:`vgfm.pl.trajectories`.
+    """
+    return basis.removeprefix("X_")
+
+
+def gene_velocity_genes_key(key: str = DEFAULT_KEY) -> str:
+    """``adata.var`` key (bool) of the genes with a gene-space velocity (scVelo's name)."""
+    return f"{velocity_key(key)}_genes"

@@ -42,6 +42,25 @@ def package_version() -> str:
         return "0.0.0"
 
 
+def growth_last_time_note(labels: Any) -> str:
+    """What the growth reported at the last time point means (stored with every fit).
+
+    Examples
+    --------
+    >>> growth_last_time_note(["d0", "d1", "d2"])[:44]
+    'The last time point (d2) has no outgoing int'
+    """
+    labels = [str(v) for v in labels]
+    if len(labels) < 2:
+        return ""
+    return (
+        f"The last time point ({labels[-1]}) has no outgoing interval: no coupling says how its "
+        f"cells grow afterwards. The growth reported there is the growth network evaluated at "
+        f"those cells and time, an extrapolation of what was learned on the last interval "
+        f"[{labels[-2]}, {labels[-1]}], whose paths end at these cells."
+    )
+
+
 def _array(x: Any, dtype: Any) -> np.ndarray | None:
     return None if x is None else np.asarray(x, dtype=dtype).reshape(-1)
 
@@ -203,6 +222,8 @@ class FitRecord:
             out["relative_size"] = self.relative_size
         if self.held_out is not None:
             out["held_out"] = np.asarray(self.held_out, dtype=bool)
+        if self.time is not None:
+            out["growth_last_time"] = growth_last_time_note(self.time.labels)
         out["history"] = {k: np.asarray(v) for k, v in self.history.items()}
         if "train" in self.timings:
             out["train_seconds"] = float(self.timings["train"])

@@ -8,5 +8,6 @@ from __future__ import annotations
 
 from vgfm.pl._curves import history, mass
 from vgfm.pl._embedding_plots import growth, trajectories, velocity
+from vgfm.pl._genes import growth_genes
 
-__all__ = ["growth", "velocity", "trajectories", "mass", "history"]
+__all__ = ["growth", "velocity", "trajectories", "mass", "history", "growth_genes"]

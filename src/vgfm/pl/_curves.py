@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.ticker import LogFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from vgfm._data._containers import Data, resolve_container
 from vgfm._data._keys import DEFAULT_KEY, trajectories_key
@@ -89,8 +89,10 @@ def mass(
             "to record them."
         ) from err
     labels = [str(s) for s in record.time_labels]
-    held = _as_array(record.held_out if record.held_out is not None
-                     else np.zeros(times.size, dtype=bool), dtype=bool)
+    held = _as_array(
+        record.held_out if record.held_out is not None else np.zeros(times.size, dtype=bool),
+        dtype=bool,
+    )
     if held.size != times.size:
         held = np.zeros(times.size, dtype=bool)
     time_key = record.time_key or "time"
@@ -191,14 +193,27 @@ def _curve(
     return line
 
 
+def _plain_number(value: float, _pos: Any = None) -> str:
+    """``0.4``, ``2``, ``10``, ``0.005``, ``2e+04``: plain numbers for log-axis ticks."""
+    return f"{value:.3g}"
+
+
 def _log_if_positive(axis: Axes, y: np.ndarray, min_ratio: float = 1.0) -> None:
+    """Log y axis when every value is positive and they span at least ``min_ratio``.
+
+    Ticks are readable plain numbers: at 1, 2 and 5 times powers of ten when the data span at
+    most two decades (else at powers of ten only), all in one format (``0.4``, ``1``, ``10``),
+    with unlabelled minor ticks.
+    """
     finite = y[np.isfinite(y)]
     if finite.size and (finite > 0).all() and finite.max() / finite.min() >= min_ratio:
         axis.set_yscale("log")
-        # plain numbers ("2", "0.05") instead of "2 x 10^0"; minor ticks labelled when the
-        # range spans less than about two decades (matplotlib's default thresholds)
-        axis.yaxis.set_major_formatter(LogFormatter())
-        axis.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.4)))
+        decades = np.log10(finite.max() / finite.min())
+        subs = (1.0, 2.0, 5.0) if decades <= 2.0 else (1.0,)
+        axis.yaxis.set_major_locator(LogLocator(base=10.0, subs=subs))
+        axis.yaxis.set_major_formatter(FuncFormatter(_plain_number))
+        axis.yaxis.set_minor_locator(LogLocator(base=10.0, subs=np.arange(2, 10) * 1.0))
+        axis.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _no_data(axis: Axes, text: str) -> None:
@@ -211,6 +226,17 @@ def _selected_index(score: np.ndarray) -> int | None:
     if not finite.any():
         return None
     return int(np.flatnonzero(finite)[np.argmin(score[finite])])
+
+
+STILL_IMPROVING = (
+    "selected checkpoint = last stage-2 step: training was still improving;\n"
+    "try a larger stage2_steps= in vgfm.tl.fit"
+)
+
+
+def _still_improving(score: np.ndarray, best: int) -> bool:
+    """The selected checkpoint is the last scored one (and there was more than one)."""
+    return score.size > 1 and best == score.size - 1
 
 
 def _stage1_panel(axis: Axes, s1: np.ndarray, window: int | None) -> None:
@@ -266,6 +292,23 @@ def _stage2_panel(
                 label="selected checkpoint",
             )
             handles.append(star)
+            if _still_improving(score, best):
+                axis.text(
+                    0.5,
+                    -0.30,
+                    STILL_IMPROVING,
+                    transform=axis.transAxes,
+                    ha="center",
+                    va="top",
+                    fontsize="small",
+                    color="#b2182b",
+                    bbox={"facecolor": "white", "edgecolor": "#b2182b", "alpha": 0.85},
+                    zorder=6,
+                )
+                logger.warning(
+                    "pl.history: the selected checkpoint is the last stage-2 step: %s",
+                    STILL_IMPROVING.replace("\n", " "),
+                )
         twin.set_ylabel("validation score (lower is better)", color=_VAL_COLOR)
         twin.tick_params(axis="y", colors=_VAL_COLOR)
         if s2.size:
@@ -305,7 +348,11 @@ def history(
       ``history["val_step"]`` (step 0 = end of stage 1). The score is the validation W1
       divided by the data scale plus the relative mass error on held-back cells (lower is
       better); the checkpoint kept by :func:`vgfm.tl.fit` (the first minimum of the score) is
-      marked with a star labelled ``"selected checkpoint"``.
+      marked with a star labelled ``"selected checkpoint"``. When that is the last stage-2
+      step, training was still improving: the panel says so, naming the option
+      (``stage2_steps=`` of :func:`vgfm.tl.fit`), and a warning is logged.
+
+    Log axes are ticked with plain numbers (``0.4``, ``1``, ``10``).
 
     Raw losses are faint; a trailing moving average is drawn on top.
 

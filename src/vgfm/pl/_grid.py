@@ -1,4 +1,4 @@
-"""Numerical helpers of the embedding plots: grid smoothing and kNN mapping to an embedding."""
+"""Numerical helper of the velocity plot: smoothing per-cell vectors on a grid."""
 
 from __future__ import annotations
 
@@ -59,29 +59,3 @@ def smooth_on_grid(
     U = avg[:, 0].reshape(gx.shape)
     V = avg[:, 1].reshape(gx.shape)
     return xs, ys, U, V
-
-
-def map_to_embedding(
-    rep: np.ndarray, emb: np.ndarray, states: np.ndarray, *, k: int = 10
-) -> np.ndarray:
-    """Embedding coordinates of arbitrary states by inverse-distance-weighted kNN regression.
-
-    Each state (rows of ``states``, in the space of ``rep``) is placed at
-    ``sum_j w_j e_j / sum_j w_j`` over its ``k`` nearest cells ``j`` in ``rep``, with
-    ``w_j = 1 / (d_j + eps)`` and ``eps = 1e-12`` times the data scale. Non-finite states map
-    to ``NaN``.
-    """
-    from sklearn.neighbors import NearestNeighbors
-
-    states = np.asarray(states, dtype=np.float64)
-    out = np.full((states.shape[0], emb.shape[1]), np.nan)
-    ok = np.all(np.isfinite(states), axis=1)
-    if not ok.any():
-        return out
-    k = min(k, rep.shape[0])
-    nn = NearestNeighbors(n_neighbors=k).fit(rep)
-    dist, idx = nn.kneighbors(states[ok])
-    eps = 1e-12 * max(float(np.ptp(rep)) if rep.size else 1.0, 1e-300)
-    w = 1.0 / (dist + eps)
-    out[ok] = np.einsum("sk,skc->sc", w, emb[idx]) / w.sum(axis=1, keepdims=True)
-    return out

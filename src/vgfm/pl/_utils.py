@@ -129,6 +129,70 @@ def finish(
     return ax
 
 
+def is_panel_list(value: Any) -> bool:
+    """``True`` for a list/tuple (one panel per entry, scanpy style), not for a string."""
+    return isinstance(value, (list, tuple))
+
+
+def panels(
+    draw: Any,
+    values: list[Any],
+    *,
+    ax: Axes | None,
+    show: bool | None,
+    save: str | Path | bool | None,
+    name: str,
+    ncols: int = 4,
+    panel_size: tuple[float, float] = (5.0, 4.5),
+) -> list[Axes] | None:
+    """One panel per entry of ``values`` (scanpy's ``color=[...]`` convention).
+
+    ``draw(value, ax)`` draws one panel into ``ax``; the figure has ``min(ncols, n)`` columns.
+    Returns the list of panel axes (``None`` when shown); ``save`` writes the whole figure.
+    """
+    if ax is not None:
+        raise ValueError(
+            "ax= cannot be combined with a list (one panel per entry); pass a single value "
+            "or leave ax=None."
+        )
+    if len(values) == 0:
+        raise ValueError("the list of panels is empty; pass at least one value.")
+    n = len(values)
+    cols = min(ncols, n)
+    rows = int(np.ceil(n / cols))
+    fig, grid = plt.subplots(
+        rows, cols, figsize=(panel_size[0] * cols, panel_size[1] * rows), squeeze=False
+    )
+    axes = list(grid.ravel())
+    for extra in axes[n:]:
+        extra.remove()
+    axes = axes[:n]
+    for value, axis in zip(values, axes):
+        draw(value, axis)
+    fig.tight_layout()
+    finish(axes[-1], ax_given=False, show=show, save=save, name=name)
+    if show is None:
+        show = mpl.is_interactive()
+    return None if show else axes
+
+
+def symmetric_limit(values: Any, quantile: float = 99.0) -> float:
+    """Default symmetric colour limit of a signed quantity (growth rates).
+
+    The ``quantile``-th percentile of ``|values|`` over the finite values, so that a few
+    extreme cells do not wash out the rest; ``max |values|`` when that percentile is 0; 1 when
+    every value is 0 or missing.
+    """
+    a = np.abs(np.asarray(values, dtype=np.float64))
+    a = a[np.isfinite(a)]
+    if a.size == 0:
+        return 1.0
+    limit = float(np.percentile(a, quantile))
+    if not limit > 0:
+        limit = float(a.max())
+    return limit if limit > 0 else 1.0
+
+
 def default_point_size(n: int) -> float:
     """Scanpy's default marker area, capped for tiny datasets."""
     return float(min(40.0, 120000.0 / max(n, 1)))

@@ -63,6 +63,27 @@ def numeric_time(
     copy
         {copy}
 
+    Notes
+    -----
+    How labels become times (one implementation, used by every function that reads times):
+
+    1. ``time_order=`` (and ``time_values=``, default ``0, 1, 2, …``) override everything.
+    2. An ordered categorical gives the order; its labels' parsed times are used when they
+       increase in that order, otherwise ``0, 1, 2, …`` (with a WARNING).
+    3. :func:`pandas.cut` intervals become their midpoints.
+    4. Units are parsed and converted to the largest unit present: minutes (``"30min"``),
+       hours (``"12h"``, ``"24 hours"``, ``"48hpf"``), days (``"day 2"``, ``"D4"``, ``"2d"``),
+       weeks (``"week 1"``, ``"2w"``): ``["12h", "1d", "2d"]`` is ``0.5, 1, 2`` days.
+       ``"E14.5"`` is embryonic day 14.5, ``"P3"`` postnatal day 3; mixing them assumes mouse
+       gestation, ``P0 = E19.5`` (a WARNING says so; pass ``time_values=`` otherwise).
+    5. A hyphen between a word and the number is a separator when every label with that word
+       has it (``"day-2", "day-7"`` -> 2, 7), else a minus sign (``"day-1", "day0"`` -> -1, 0).
+    6. Labels that cannot share one axis (a unit next to none, days next to E/P stages,
+       different unknown prefixes) are refused with these remedies; a numeric column with many
+       sparsely populated values is refused with a pointer to :func:`vgfm.pp.bin_time`.
+
+    The mapping and its unit are logged at INFO.
+
     Returns
     -------
     ``None``, or the modified copy when ``copy=True``. Writes

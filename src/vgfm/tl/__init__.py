@@ -3,6 +3,7 @@
 from vgfm.tl._diagnostics import coupling_diagnostic
 from vgfm.tl._embedding import gene_velocity, growth_genes, velocity_embedding
 from vgfm.tl._fit import evaluate, fit, simulate, velocity
+from vgfm.tl._mapping import trajectory_embedding
 from vgfm.tl._relaxation import choose_reg_m
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "gene_velocity",
     "growth_genes",
     "simulate",
+    "trajectory_embedding",
     "velocity",
     "velocity_embedding",
 ]

@@ -35,6 +35,7 @@ def coupling_diagnostic(
     use_rep: str = keys.DEFAULT_USE_REP,
     reg_m_values: Sequence[float] = _DEFAULT_REG_M,
     reg: float | None = None,
+    coupling_geometry: str | None = None,
     intervals: Sequence[int] | None = None,
     population_size: Sequence[float] | dict | None = None,
     key: str = keys.DEFAULT_KEY,
@@ -69,6 +70,10 @@ def coupling_diagnostic(
     reg
         Entropic regularisation ``ε``; default that of :func:`vgfm.tl.fit`
         (:class:`vgfm._core.train.TrainConfig`).
+    coupling_geometry
+        ``"affine"`` or ``"euclidean"``, as the training option of :func:`vgfm.tl.fit`;
+        default that of :func:`vgfm.tl.fit`.  ``transport_cost`` is always measured in the
+        representation itself.
     intervals
         Indices ``k`` of the intervals ``[t_k, t_{{k+1}}]`` to examine; default all.
     population_size
@@ -121,6 +126,8 @@ def coupling_diagnostic(
     if max_cells < 2:
         raise ValueError(f"max_cells must be >= 2, got {max_cells}.")
     eps = TrainConfig().reg if reg is None else float(reg)
+    geometry = TrainConfig(**({} if coupling_geometry is None else
+                              {"coupling_geometry": coupling_geometry})).coupling_geometry
     if not eps > 0:
         raise ValueError(f"reg must be > 0, got {reg!r}.")
     seed = validate_seed(seed)
@@ -158,7 +165,7 @@ def coupling_diagnostic(
                 gen = torch.Generator().manual_seed(int(seed))
                 cp = couple_interval(
                     x0, x1, mass0=a_tot, mass1=b_tot, dt=t1 - t0,
-                    options={"reg": eps, "reg_m": lam},
+                    options={"reg": eps, "reg_m": lam, "coupling_geometry": geometry},
                     max_block=max(len(x0), len(x1)), max_blocks=1, generator=gen,
                 )
                 plan = cp.plans[0].double()

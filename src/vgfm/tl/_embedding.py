@@ -13,6 +13,7 @@ from vgfm._data._containers import Data, resolve_container
 from vgfm._data._keys import (
     DEFAULT_KEY,
     basis_key,
+    gene_velocity_genes_key,
     gene_velocity_key,
     growth_genes_key,
     growth_key,
@@ -28,7 +29,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("vgfm")
 
-__all__ = ["velocity_embedding", "gene_velocity", "growth_genes"]
+__all__ = ["velocity_embedding", "gene_velocity", "gene_velocity_arrays", "growth_genes"]
+
+#: Largest cells x genes gene-velocity layer written by default (2 GB of float32).
+MAX_GENE_VELOCITY_ENTRIES = 500_000_000
 
 #: Number of float entries processed at once when projecting over graph edges.
 _EDGE_CHUNK_ENTRIES = 4_000_000
@@ -248,10 +252,88 @@ def velocity_embedding(
 # --------------------------------------------------------------------------------------------
 # gene_velocity
 # --------------------------------------------------------------------------------------------
+def gene_velocity_arrays(
+    adata: AnnData,
+    velocity: np.ndarray,
+    *,
+    use_rep: str,
+    key: str = DEFAULT_KEY,
+    max_entries: int | None = MAX_GENE_VELOCITY_ENTRIES,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The one rule for the gene-space velocity layer; computes, writes nothing.
+
+    ``velocity`` (n_obs × d, in ``use_rep`` = ``"X_pca"``) is mapped back with the first ``d``
+    columns of ``adata.varm["PCs"]`` (more columns are allowed: the leading ones belong to the
+    leading components; fewer are refused), in float32, ``2048`` cells at a time. Genes whose
+    loadings are all zero were not used by the PCA (outside its ``mask_var``, e.g. not highly
+    variable): their velocity is unknown and set to ``NaN``, and a warning says how many.
+
+    Returns
+    -------
+    layer
+        ``(n_obs, n_vars)`` float32, ``NaN`` for genes outside the PCA.
+    genes
+        ``(n_vars,)`` bool, genes with a velocity (scVelo's ``var["<vkey>_genes"]``).
+    """
+    if use_rep != "X_pca":
+        raise ValueError(
+            f"gene_velocity needs velocities fitted on 'X_pca' (with PCA loadings in "
+            f"adata.varm['PCs']); adata.uns[{key!r}]['params']['use_rep'] is {use_rep!r}."
+        )
+    varm = getattr(adata, "varm", None)
+    if varm is None or "PCs" not in varm:
+        raise KeyError(
+            "adata.varm['PCs'] (PCA loadings) is missing, so velocities cannot be mapped to "
+            "genes; compute PCA with `sc.pp.pca(adata)` on this object before fitting."
+        )
+    velocity = np.asarray(velocity)
+    n_obs, d = velocity.shape
+    pcs = np.asarray(varm["PCs"])
+    if pcs.shape[1] < d:
+        raise ValueError(
+            f"adata.varm['PCs'] has {pcs.shape[1]} components but adata.obsm"
+            f"[{velocity_key(key)!r}] has {d} columns; the loadings must cover every fitted "
+            "component (was PCA recomputed after fitting?)."
+        )
+    if pcs.shape[1] > d:
+        logger.info(
+            "gene_velocity: using the first %d of the %d columns of adata.varm['PCs']",
+            d,
+            pcs.shape[1],
+        )
+    n_vars = pcs.shape[0]
+    if max_entries is not None and n_obs * n_vars > int(max_entries):
+        raise ValueError(
+            f"the gene-space velocity layer would hold {n_obs} x {n_vars} = {n_obs * n_vars:,} "
+            f"float32 entries ({4 * n_obs * n_vars / 1e9:.1f} GB), more than max_entries="
+            f"{int(max_entries):,}; subset the genes (e.g. `adata[:, "
+            "adata.var.highly_variable]`) or pass a larger max_entries= (None: no limit)."
+        )
+    loadings = pcs[:, :d].astype(np.float32)
+    genes = np.any(loadings != 0, axis=1)
+    if not genes.all():
+        logger.warning(
+            "gene_velocity: %d of %d genes were not used by the PCA (zero loadings, e.g. not "
+            "highly variable); their velocity is unknown and set to NaN "
+            "(adata.var[%r] is False for them).",
+            int((~genes).sum()),
+            n_vars,
+            gene_velocity_genes_key(key),
+        )
+    layer = np.full((n_obs, n_vars), np.nan, dtype=np.float32)
+    used = loadings[genes].T  # (d, n_used)
+    v32 = velocity.astype(np.float32)
+    for start in range(0, n_obs, 2048):
+        stop = min(start + 2048, n_obs)
+        layer[start:stop, genes] = v32[start:stop] @ used
+    return layer, genes
+
+
 def gene_velocity(
     adata: Data,
     *,
     key: str = DEFAULT_KEY,
+    max_entries: int | None = MAX_GENE_VELOCITY_ENTRIES,
     mod: str | None = None,
     copy: bool = False,
 ) -> Data | None:
@@ -259,9 +341,17 @@ def gene_velocity(
 
     With ``use_rep="X_pca"`` and the loadings ``varm["PCs"]`` (n_vars × n_pcs) written by
     :func:`scanpy.pp.pca`, the gene-space velocity is the linear back-projection
-    ``v_genes = v_pca @ PCs.T`` (PCA is linear, so this is the exact pushforward of the
-    velocity; centring does not matter for a velocity). Genes that were not used for PCA
-    (``mask_var``) have zero loadings and hence zero velocity.
+    ``v_genes = v_pca @ PCs[:, :d].T`` (PCA is linear, so this is the exact pushforward of the
+    velocity onto the PCA's genes; centring does not matter for a velocity). It is computed in
+    float32 and refused above ``max_entries`` cells × genes (the layer is dense).
+
+    Genes the PCA did not use (outside its ``mask_var``, e.g. not highly variable: their
+    loadings are zero) get ``NaN``, not 0 — their velocity is unknown — with a warning, and
+    ``var["<key>_velocity_genes"]`` marks the genes that have one (the name scVelo reads to
+    restrict :func:`scvelo.tl.velocity_graph` to them; scVelo also drops ``NaN`` genes).
+
+    This is the one rule for the layer: :func:`vgfm.tl.fit` writes it the same way when asked
+    to.
 
     Parameters
     ----------
@@ -269,6 +359,8 @@ def gene_velocity(
         AnnData (or MuData with ``mod=``) after :func:`vgfm.tl.fit` with ``use_rep="X_pca"``.
     key
         The ``key_added`` used in :func:`vgfm.tl.fit`.
+    max_entries
+        Largest ``n_obs * n_vars`` accepted (default 5e8, 2 GB of float32); ``None``: no limit.
     mod
         For a MuData: modality to read from and write to.
     copy
@@ -276,8 +368,9 @@ def gene_velocity(
 
     Returns
     -------
-    ``None``, or the modified copy when ``copy=True``. Writes
-    ``layers["<key>_velocity"]`` (n_obs × n_vars, ``float32``).
+    ``None``, or the modified copy when ``copy=True``. Writes ``layers["<key>_velocity"]``
+    (n_obs × n_vars, ``float32``, ``NaN`` outside the PCA's genes) and
+    ``var["<key>_velocity_genes"]`` (bool).
 
     Examples
     --------
@@ -289,30 +382,19 @@ def gene_velocity(
     """
     container = resolve_container(adata, mod)
     velocity, use_rep = _get_velocity(container, key)
-    if use_rep != "X_pca":
-        raise ValueError(
-            f"gene_velocity needs velocities fitted on 'X_pca' (with PCA loadings in "
-            f"adata.varm['PCs']); adata.uns[{key!r}]['params']['use_rep'] is {use_rep!r}."
-        )
-    varm = getattr(container, "varm", None)
-    if varm is None or "PCs" not in varm:
-        raise KeyError(
-            "adata.varm['PCs'] (PCA loadings) is missing, so velocities cannot be mapped to "
-            "genes; compute PCA with `sc.pp.pca(adata)` on this object before fitting."
-        )
-    pcs = np.asarray(varm["PCs"], dtype=np.float64)
-    if pcs.shape[1] != velocity.shape[1]:
-        raise ValueError(
-            f"adata.varm['PCs'] has {pcs.shape[1]} components but adata.obsm"
-            f"[{velocity_key(key)!r}] has {velocity.shape[1]} columns; they must match "
-            "(was PCA recomputed after fitting?)."
-        )
-    gv = (velocity @ pcs.T).astype(np.float32)
+    layer, genes = gene_velocity_arrays(
+        container, velocity, use_rep=use_rep, key=key, max_entries=max_entries
+    )
     out = adata.copy() if copy else adata
     target = resolve_container(out, mod)
     field = gene_velocity_key(key)
-    target.layers[field] = gv
-    logger.info("added adata.layers[%r] (gene-space velocity, v @ PCs.T)", field)
+    target.layers[field] = layer
+    target.var[gene_velocity_genes_key(key)] = genes
+    logger.info(
+        "added adata.layers[%r] (gene-space velocity, v @ PCs.T) and adata.var[%r]",
+        field,
+        gene_velocity_genes_key(key),
+    )
     return out if copy else None
 
 
@@ -376,7 +458,7 @@ def growth_genes(
     key: str = DEFAULT_KEY,
     layer: str | None = None,
     method: Literal["pearson", "spearman"] = "spearman",
-    n_top: int = 50,
+    n_top: int | None = 50,
     mod: str | None = None,
     copy: bool = False,
 ) -> pd.DataFrame | Data:
@@ -399,7 +481,7 @@ def growth_genes(
     method
         ``"spearman"`` (rank correlation, robust to scaling) or ``"pearson"``.
     n_top
-        Number of genes kept in each stored ranking.
+        Number of genes returned and kept in each stored ranking; ``None`` keeps every gene.
     mod
         For a MuData: modality to read from and write to.
     copy
@@ -408,8 +490,9 @@ def growth_genes(
     Returns
     -------
     :class:`pandas.DataFrame`
-        Genes × (one column per time label, then ``"overall"``) correlation matrix
-        (the modified copy when ``copy=True``). Writes
+        The ``n_top`` genes with the largest absolute overall correlation, sorted by it
+        (descending; genes without a finite correlation last), × (one column per time label,
+        then ``"overall"``) correlations (the modified copy when ``copy=True``). Writes
         ``uns["<key>_growth_genes"]`` = ``{"params": {...}, "time_labels": (K,),
         "overall": {"gene": (n_top,), "correlation": (n_top,)},
         "per_time": {label: {"gene", "correlation"}}}`` — dicts of arrays, h5ad-serialisable.
@@ -423,9 +506,10 @@ def growth_genes(
     """
     if method not in ("pearson", "spearman"):
         raise ValueError(f"method must be 'pearson' or 'spearman'; got {method!r}.")
-    if n_top < 1:
-        raise ValueError(f"n_top must be >= 1; got {n_top}.")
+    if n_top is not None and int(n_top) < 1:
+        raise ValueError(f"n_top must be >= 1 or None; got {n_top}.")
     container = resolve_container(adata, mod)
+    n_keep = container.n_vars if n_top is None else int(n_top)
     gkey = growth_key(key)
     if gkey not in container.obs:
         raise KeyError(
@@ -468,21 +552,23 @@ def growth_genes(
         idx = np.flatnonzero(m)
         corr = _correlate(X[idx], g[idx], method)
         columns[lab] = corr
-        per_time[lab.replace("/", "_")] = _ranking(genes, corr, n_top)
+        per_time[lab.replace("/", "_")] = _ranking(genes, corr, n_keep)
     overall_idx = np.flatnonzero(ok)
     overall = _correlate(X[overall_idx], g[overall_idx], method)
     columns["overall"] = overall
     table = pd.DataFrame(columns, index=pd.Index(genes.astype(str), name="gene"))
+    order = np.argsort(-np.nan_to_num(np.abs(overall), nan=-1.0), kind="stable")[:n_keep]
+    table = table.iloc[order]
 
     result = {
         "params": {
             "key": key,
             "layer": "X" if layer is None else layer,
             "method": method,
-            "n_top": int(n_top),
+            "n_top": n_keep,
         },
         "time_labels": np.asarray(labels, dtype=object),
-        "overall": _ranking(genes, overall, n_top),
+        "overall": _ranking(genes, overall, n_keep),
         "per_time": per_time,
     }
     out = adata.copy() if copy else adata

@@ -15,7 +15,7 @@ from vgfm._core.methods import get_method
 from vgfm._core.metrics import relative_mass_error, spread, wasserstein1
 from vgfm._core.ode import grid_times
 from vgfm._core.threads import torch_threads
-from vgfm._core.train import TrainConfig, train
+from vgfm._core.train import TrainConfig
 from vgfm._data import keys
 from vgfm._data._containers import Data, copy_target, resolve_container
 from vgfm._data._docs import doc_params
@@ -221,9 +221,16 @@ def fit(
     hold = check_holdout_time(holdout_time, mapping)
     snapshots = [x[times == v] for v in mapping.values]
 
+    # the representation's fingerprint (checked when the model is loaded onto other data)
+    loadings = None
+    varm = getattr(container, "varm", None)
+    if use_rep == "X_pca" and varm is not None and "PCs" in varm:
+        loadings = np.asarray(varm["PCs"])
+    feature_names = [str(v) for v in container.var_names] if use_rep == "X" else None
     with torch_threads(n_threads):
-        result = train(snapshots, mapping.values, population_size=sizes, holdout=hold,
-                       config=cfg, seed=seed, device=device, progress=show_progress)
+        model = VGFM.fit(snapshots, mapping.values, population_size=sizes, holdout=hold,
+                         config=cfg, seed=seed, device=device, progress=show_progress,
+                         loadings=loadings, feature_names=feature_names)
 
     record = FitRecord(
         use_rep=use_rep, time_key=time_key, time=mapping, method=method, dim=int(x.shape[1]),
@@ -233,11 +240,11 @@ def fit(
         mod=mod, time_order=None if time_order is None else [str(t) for t in time_order],
         time_values=None if time_values is None else [float(v) for v in time_values],
         config={k: v for k, v in cfg.to_dict().items() if k != "method"},
-        history={k: np.asarray(v) for k, v in result.history.items()},
-        timings={"train": float(result.seconds),
-                 **{k: float(v) for k, v in result.extra.items() if k.startswith("seconds_")}},
+        history={k: np.asarray(v) for k, v in model.history.items()},
+        timings={"train": float(model.training["seconds"]),
+                 **{k: float(v) for k, v in model.training.items() if k.startswith("seconds_")}},
     )
-    model = VGFM(result.field, config=cfg, info=record.model_info(), history=result.history)
+    model.info = record.model_info()
     record.model = {k: v for k, v in model.to_dict().items() if k != "info"}
 
     # compute everything first ...
