@@ -43,6 +43,7 @@ POSITIONAL_ALLOWED = {
     "pp.numeric_time": {"time_key"},
     "pp.bin_time": {"time_key"},
     "tl.coupling_diagnostic": {"time_key"},
+    "tl.choose_reg_m": {"time_key"},
     "pp.population_size": {"sizes"},
     "tl.fates": {"groupby"},
     "tl.cluster_transitions": {"groupby"},
@@ -52,19 +53,20 @@ DATASET_POSITIONAL = {"name", "path", "n_cells", "n_cells_0", "n_dims", "time", 
 
 WRITERS = {"tl.fit", "tl.velocity", "tl.simulate", "tl.evaluate", "tl.velocity_embedding",
            "tl.gene_velocity", "tl.trajectory_embedding", "tl.growth_genes", "pp.numeric_time",
-           "pp.bin_time", "pp.population_size"}
+           "pp.bin_time", "pp.population_size", "pp.growth_prior"}
 FATES = {"tl.fit_stochastic", "tl.simulate_stochastic", "tl.fates", "tl.cluster_transitions",
          "tl.ensemble"}  # issue 10
 WRITERS |= FATES
-READ_ONLY = {"pp.check_representation", "tl.coupling_diagnostic"}
+READ_ONLY = {"pp.check_representation", "tl.coupling_diagnostic", "tl.choose_reg_m"}
 # writers of new results named by the user (no fit to read): key_added, no key
-NEW_RESULTS = {"tl.fit", "pp.numeric_time", "pp.bin_time", "pp.population_size"}
+NEW_RESULTS = {"tl.fit", "pp.numeric_time", "pp.bin_time", "pp.population_size",
+               "pp.growth_prior"}
 # readers of a fit that also write under a name of their own: key and key_added
 READ_AND_NAME = {"tl.velocity", "tl.evaluate", "tl.fates", "tl.cluster_transitions",
                  "tl.ensemble"}
 # functions reading the cells' time points
 TIME_READERS = {"tl.fit", "tl.coupling_diagnostic", "tl.velocity", "tl.simulate", "tl.evaluate",
-                "pp.numeric_time", "pp.population_size"} | FATES
+                "pp.numeric_time", "pp.population_size", "tl.choose_reg_m"} | FATES
 # functions running the model (torch): device and n_threads
 TORCH_WORK = {"tl.fit", "tl.velocity", "tl.simulate", "tl.evaluate"} | FATES
 SHARED_DEFAULTS = {"seed": 0, "device": None, "progress": None, "n_threads": 1, "mod": None,
@@ -295,6 +297,9 @@ COPY_CALLS = {
     "tl.cluster_transitions": lambda a: vgfm.tl.cluster_transitions(
         vgfm.tl.fit_stochastic(a, steps=2, copy=True), "time", n_samples=2, copy=True),
     "tl.ensemble": lambda a: vgfm.tl.ensemble(a, n_models=2, copy=True),
+    "pp.growth_prior": lambda a: vgfm.pp.growth_prior(
+        a, proliferation_genes=["0"], apoptosis_genes=["1"], min_genes=1, ctrl_size=2,
+        copy=True),
 }
 
 

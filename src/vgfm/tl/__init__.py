@@ -5,9 +5,11 @@ from vgfm.tl._embedding import gene_velocity, growth_genes, velocity_embedding
 from vgfm.tl._fates import cluster_transitions, fates, fit_stochastic, simulate_stochastic
 from vgfm.tl._fit import evaluate, fit, simulate, velocity
 from vgfm.tl._mapping import trajectory_embedding
+from vgfm.tl._relaxation import choose_reg_m
 from vgfm.tl._uncertainty import ensemble
 
 __all__ = [
+    "choose_reg_m",
     "cluster_transitions",
     "fates",
     "fit_stochastic",
