@@ -257,6 +257,18 @@ def test_stochastic_model_persists_through_h5ad(fitted_lineage, tmp_path) -> Non
     assert list(b.obsm["vgfm_fates"].columns) == ["lower", "upper"]
 
 
+def test_simulate_stochastic_flag_routes_to_the_sde(fitted_lineage) -> None:
+    a = fitted_lineage.copy()
+    vgfm.tl.fit_stochastic(a, steps=30)
+    vgfm.tl.simulate(a, stochastic=True, n_cells=4, n_samples=3, seed=2)
+    via_flag = a.uns["vgfm_trajectories"]["x"].copy()
+    vgfm.tl.simulate_stochastic(a, n_cells=4, n_samples=3, seed=2)
+    np.testing.assert_array_equal(a.uns["vgfm_trajectories"]["x"], via_flag)
+    assert via_flag.shape[1] == 12
+    with pytest.raises(ValueError, match="stochastic=True only"):
+        vgfm.tl.simulate(a, n_samples=3)
+
+
 def test_ensemble_determinism_under_seeds(fitted_lineage) -> None:
     base = fitted_lineage.copy()
     vgfm.tl.fit_stochastic(base, steps=20)  # shared by the members (not retrained per call)

@@ -129,3 +129,28 @@ def test_no_control_genes_is_a_clear_error():
         vgfm.pp.growth_prior(adata, proliferation_genes=["0"], apoptosis_genes=["1"],
                              min_genes=1, n_bins=5)
     assert "growth_prior" not in adata.obs
+
+
+def test_fit_uses_growth_prior_as_source_reference():
+    """tl.fit(growth_prior=...) shifts the learned growth towards the prior, all else equal."""
+    import vgfm
+
+    rng = np.random.default_rng(0)
+    n = 120
+    x = np.concatenate([rng.normal(size=(n, 2)), rng.normal(size=(n, 2)) + [0.5, 0.0]])
+    a = ad.AnnData(x.astype(np.float32))
+    a.obs["time"] = np.repeat([0.0, 1.0], n)
+    favoured = x[:, 1] > 0
+    a.obs["prior"] = np.where(favoured, 3.0, 1.0)
+    opts = dict(use_rep="X", population_size=[1.0, 1.0], stage1_steps=150, stage2_steps=0,
+                progress=False, seed=0)
+    base = vgfm.tl.fit(a, "time", copy=True, **opts)
+    pri = vgfm.tl.fit(a, "time", growth_prior="prior", copy=True, **opts)
+    g0 = base.obs["vgfm_growth"].to_numpy()
+    g1 = pri.obs["vgfm_growth"].to_numpy()
+    early = a.obs["time"].to_numpy() == 0.0
+    diff_base = g0[early & favoured].mean() - g0[early & ~favoured].mean()
+    diff_prior = g1[early & favoured].mean() - g1[early & ~favoured].mean()
+    assert diff_prior > diff_base + 0.3
+    with pytest.raises(KeyError, match="growth_prior='nope' is not a column"):
+        vgfm.tl.fit(a, "time", growth_prior="nope", **opts)

@@ -35,6 +35,7 @@ import scanpy as sc
 import scipy.sparse as sp
 
 from vgfm._data._containers import Data, resolve_container
+from vgfm._data._population import growth_prior_per_snapshot
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -337,77 +338,3 @@ def growth_prior(
         f"{key_added}_apoptosis", key_added, len(prolif), len(apopt),
     )
     return out if copy else None
-
-
-def growth_prior_per_snapshot(
-    adata: Data,
-    key: str = "growth_prior",
-    *,
-    times: np.ndarray,
-    time_values: Sequence[float],
-    mod: str | None = None,
-) -> list[np.ndarray]:
-    """The growth prior of the cells of each time point, normalised to mean 1 per time point.
-
-    This is what :func:`vgfm.tl.fit` (``growth_prior=key``) hands to the coupling step: the
-    source mass of cell ``i`` at ``t_k`` becomes ``r_k / n_k * prior_i`` instead of
-    ``r_k / n_k``, so the total mass ``r_k`` of every time point is unchanged and only the
-    shares of its cells follow the prior.
-
-    Parameters
-    ----------
-    adata
-        AnnData (or MuData with ``mod=``) with ``obs[key]``, e.g. from
-        :func:`vgfm.pp.growth_prior`, or any positive per-cell column.
-    key
-        ``.obs`` column of the prior.
-    times
-        Numeric time of every cell (``n_obs``), as used to split the snapshots.
-    time_values
-        The time points in increasing order; snapshot ``k`` is ``times == time_values[k]``.
-    mod
-        For a MuData: the modality whose ``obs`` holds ``key`` (``None``: the joint ``obs``).
-
-    Returns
-    -------
-    One float64 array per time point, in the order of ``time_values``, each of mean 1 and of
-    the length of its snapshot (the cells in ``adata`` order).
-
-    Examples
-    --------
-    >>> import numpy as np, anndata as ad
-    >>> from vgfm.pp._growth_prior import growth_prior_per_snapshot
-    >>> adata = ad.AnnData(np.zeros((4, 1)))
-    >>> adata.obs["growth_prior"] = [1.0, 3.0, 2.0, 2.0]
-    >>> growth_prior_per_snapshot(adata, times=np.array([0, 0, 1, 1]), time_values=[0, 1])
-    [array([0.5, 1.5]), array([1., 1.])]
-    """
-    container = resolve_container(adata, mod)
-    if key not in container.obs.columns:
-        raise KeyError(
-            f"growth_prior={key!r} is not a column of adata.obs; run "
-            f"vgfm.pp.growth_prior(adata, key_added={key!r}) first or name an existing column."
-        )
-    col = container.obs[key]
-    if not pd.api.types.is_numeric_dtype(col):
-        raise ValueError(f"adata.obs[{key!r}] must be numeric (a growth prior), found {col.dtype}.")
-    prior = col.to_numpy(dtype=np.float64)
-    times = np.asarray(times)
-    if times.shape != prior.shape:
-        raise ValueError(
-            f"times has {times.shape[0]} entries but adata.obs[{key!r}] has {prior.shape[0]} cells."
-        )
-    bad = ~np.isfinite(prior) | (prior <= 0)
-    if bad.any():
-        raise ValueError(
-            f"adata.obs[{key!r}] must be finite and > 0 for every cell; {int(bad.sum())} cells "
-            f"are not (first: {list(container.obs_names[bad][:3])}). Recompute it with "
-            "vgfm.pp.growth_prior or fill them (e.g. with 1, no prior)."
-        )
-    out = []
-    for v in time_values:
-        p = prior[times == v]
-        if p.size == 0:
-            raise ValueError(f"no cell has time {v}; times and time_values disagree.")
-        out.append(p / p.mean())
-    return out

@@ -28,11 +28,16 @@ from vgfm._data._options import (
     validate_key,
     validate_seed,
 )
-from vgfm._data._population import SOURCE_CELL_COUNTS, population_sizes_or_default
+from vgfm._data._population import (
+    SOURCE_CELL_COUNTS,
+    growth_prior_per_snapshot,
+    population_sizes_or_default,
+)
 from vgfm._data._record import FitRecord, read_record
 from vgfm._data._representation import get_representation
 from vgfm._data._times import cell_times, cells_per_time, resolve_times
 from vgfm._model import VGFM
+from vgfm.tl._fates import simulate_stochastic
 
 logger = logging.getLogger("vgfm")
 
@@ -109,6 +114,7 @@ def fit(
     method: Method = "vgfm",
     population_size: Sequence[float] | dict | None = None,
     holdout_time: float | str | None = None,
+    growth_prior: str | None = None,
     time_order: Sequence | None = None,
     time_values: Sequence[float] | None = None,
     gene_velocity: bool | None = None,
@@ -146,6 +152,12 @@ def fit(
         :func:`vgfm.pp.population_size`, else the cell counts (announced with a WARNING).
     holdout_time
         Interior time point (label or value) left out of training to test interpolation.
+    growth_prior
+        ``.obs`` column of a positive per-cell growth prior, e.g. from
+        :func:`vgfm.pp.growth_prior` (proliferation/apoptosis gene scores).  It becomes the
+        reference of the relaxed source marginal of every coupling: a cell with prior 2 is
+        expected to leave twice the mass of one with prior 1 unless the snapshots say
+        otherwise (:func:`vgfm._core.couplings.couple_interval`).  ``None``: no prior.
     time_order
         {time_order}
     time_values
@@ -220,6 +232,10 @@ def fit(
         )
     hold = check_holdout_time(holdout_time, mapping)
     snapshots = [x[times == v] for v in mapping.values]
+    prior = None
+    if growth_prior is not None:
+        prior = growth_prior_per_snapshot(container, growth_prior, times=times,
+                                          time_values=mapping.values)
 
     # the representation's fingerprint (checked when the model is loaded onto other data)
     loadings = None
@@ -230,7 +246,7 @@ def fit(
     with torch_threads(n_threads):
         model = VGFM.fit(snapshots, mapping.values, population_size=sizes, holdout=hold,
                          config=cfg, seed=seed, device=device, progress=show_progress,
-                         loadings=loadings, feature_names=feature_names)
+                         source_prior=prior, loadings=loadings, feature_names=feature_names)
 
     record = FitRecord(
         use_rep=use_rep, time_key=time_key, time=mapping, method=method, dim=int(x.shape[1]),
@@ -442,6 +458,9 @@ def simulate(
     n_cells: int | None = None,
     t_eval: Sequence[float] | None = None,
     n_per_interval: int = 10,
+    stochastic: bool = False,
+    n_samples: int = 1,
+    sigma: float | None = None,
     time_order: Sequence | None = None,
     time_values: Sequence[float] | None = None,
     seed: int = 0,
@@ -451,6 +470,11 @@ def simulate(
     n_threads: int | None = 1,
 ) -> Data | None:
     """Simulate trajectories and lineage masses from the cells of one time point.
+
+    By default the deterministic ODE ``dx/dt = v``, ``d log m/dt = g`` is integrated (one
+    path per start cell).  ``stochastic=True`` integrates the SDE of
+    :func:`vgfm.tl.simulate_stochastic` instead (``n_samples`` paths per start cell, noise
+    ``sigma``; the score model is fitted on first use and stored), with the same layout.
 
     Parameters
     ----------
@@ -471,12 +495,19 @@ def simulate(
         fitted range are extrapolation (a WARNING says so).
     n_per_interval
         Output steps per observed interval of the default ``t_eval`` (at least 1).
+    stochastic
+        Integrate the stochastic dynamics (:func:`vgfm.tl.simulate_stochastic`).
+    n_samples
+        Paths per start cell (``stochastic=True`` only).
+    sigma
+        Noise level of the SDE; ``None``: estimated from the couplings
+        (``stochastic=True`` only).
     time_order
         {time_order} Only needed for labels the fit did not see.
     time_values
         {time_values}
     seed
-        Seed of the start-cell subsample.
+        Seed of the start-cell subsample (and of the noise when ``stochastic=True``).
     device
         {device}
     mod
@@ -501,6 +532,15 @@ def simulate(
     >>> adata.uns["vgfm_trajectories"]["x"].shape
     (9, 20, 2)
     """
+    if stochastic:
+        return simulate_stochastic(
+            adata, model=model, key=key, start_time=start_time, n_cells=n_cells,
+            n_samples=n_samples, t_eval=t_eval, n_per_interval=n_per_interval, sigma=sigma,
+            seed=seed, time_order=time_order, time_values=time_values, device=device, mod=mod,
+            copy=copy, n_threads=n_threads)
+    if n_samples != 1 or sigma is not None:
+        raise ValueError("n_samples and sigma apply to stochastic=True only; pass "
+                         "stochastic=True or leave them at their defaults")
     seed = validate_seed(seed)
     if isinstance(n_per_interval, bool) or not isinstance(n_per_interval, (int, np.integer)) \
             or n_per_interval < 1:
