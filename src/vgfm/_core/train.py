@@ -103,7 +103,7 @@ class TrainConfig:
     val_targets: int = 2048
     ode_steps: int = 3
     stage2_loss: str = "w1"
-    coupling_geometry: str = "affine"
+    coupling_geometry: str = "euclidean"
     coupling_block: int = 2048
     coupling_max_blocks: int = 8
 
