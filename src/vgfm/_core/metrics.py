@@ -1,4 +1,4 @@
-"""Evaluation metrics of METHOD.md §5: Wasserstein-1 (exact EMD) and relative mass error."""
+"""Evaluation metrics (docs/method.md, "How a fit is judged"): W1 (exact EMD), RME, spread."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def relative_mass_error(predicted_size: float, observed_size: float) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# spread of the predicted population (METHOD.md §7): total variance and energy distance
+# spread of the predicted population (docs/method.md): total variance and energy distance
 # --------------------------------------------------------------------------------------------
 def _prob_weights(weights, n: int, name: str = "weights") -> np.ndarray:
     """``weights / sum(weights)`` (uniform when ``None``) after checking them."""
@@ -329,7 +329,7 @@ def energy_distance_floor(
 
 @dataclass
 class SpreadResult:
-    """Spread of a predicted population against an observed snapshot (METHOD.md §7).
+    """Spread of a predicted population against an observed snapshot (docs/method.md).
 
     ``variance_ratio``: mass-weighted predicted / observed total variance;
     ``energy_distance``: predicted vs observed; ``energy_floor``: two-half floor of the

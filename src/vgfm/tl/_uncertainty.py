@@ -6,7 +6,7 @@ including the coupling options — read from the stored model), with its own see
 bootstrap resample of the cells of every time point, and a coupling relaxation ``reg_m``
 spread around the fitted one.  The spread of the members measures how much the result depends
 on *which cells were sampled*, on the optimisation's randomness and on the relaxation that
-growth identifiability hinges on (METHOD.md §8).  It does not measure errors shared by all
+growth identifiability hinges on (docs/method.md, "Why growth is hard to pin down").  It does not measure errors shared by all
 members (the representation, the population sizes, ``reg``, the model class); see
 ``docs/fates.md``.
 """
@@ -134,7 +134,7 @@ def ensemble(
         Uncertainty about the coupling relaxation: member ``m`` uses the reference
         ``reg_m`` times ``reg_m_spread ** e_m`` with ``e_m`` evenly spaced in ``[-1, 1]``
         (default 4: from a quarter to four times the fitted value). Growth is not identifiable
-        from snapshots without such a choice (METHOD.md §8), and it is the largest source of
+        from snapshots without such a choice (docs/method.md, "Why growth is hard to pin down"), and it is the largest source of
         error of the learned growth; ``1`` gives a pure bootstrap/seed ensemble.
     fates_groupby
         When given, also compute :func:`vgfm.tl.fates` per member (categories of this
