@@ -361,3 +361,30 @@ def test_non_finite_or_unordered_times_refused(fitted):
         model.simulate(x, [1.0, 0.5])
     xs, lms = model.simulate(x, [0.0, 2.0])
     assert xs.shape == (2, 5, 3) and np.isfinite(xs).all() and np.isfinite(lms).all()
+
+
+def test_states_far_outside_the_training_data_warn(caplog):
+    """Issue 12 item 12: prediction far outside the training data is announced."""
+    import logging
+
+    import numpy as np
+
+    from vgfm import VGFM
+    from vgfm._core.train import TrainConfig
+
+    rng = np.random.default_rng(0)
+    snaps = [rng.normal(size=(40, 2)), rng.normal(size=(50, 2)) + 1.0]
+    model = VGFM.fit(snaps, [0.0, 1.0], config=TrainConfig(stage1_steps=3, stage2_steps=0,
+                                                           hidden=8))
+    with caplog.at_level(logging.WARNING, logger="vgfm"):
+        model.predict(snaps[0], 0.0)
+    assert "extrapolates" not in caplog.text
+    far = snaps[0].copy()
+    far[:5] += 1e4
+    with caplog.at_level(logging.WARNING, logger="vgfm"):
+        model.predict(far, 0.0)
+    assert "5 of 40 states lie more than 10 data scales" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="vgfm"):
+        model.simulate(far[:3], [0.0, 1.0])
+    assert "3 of 3 start states" in caplog.text

@@ -107,6 +107,26 @@ class VGFM:
         )
 
     # ------------------------------------------------------------------ prediction
+    #: distance from the training centre, in units of the data's RMS spread per coordinate,
+    #: beyond which a state counts as far outside the training data
+    FAR_FROM_TRAINING = 10.0
+
+    def _warn_far_from_training(self, x: np.ndarray, what: str) -> None:
+        """Log a WARNING when states lie far outside the data the model was trained on."""
+        if len(x) == 0:
+            return
+        center = self.field.center.detach().cpu().numpy().astype(np.float64)
+        scale = float(self.field.scale)
+        dist = np.sqrt(((np.asarray(x, dtype=np.float64) - center) ** 2).mean(1)) / scale
+        far = int((dist > self.FAR_FROM_TRAINING).sum())
+        if far:
+            logger.warning(
+                "%d of %d %s lie more than %g data scales from the centre of the training data "
+                "(largest %.3g): the model extrapolates there and its velocity and growth are "
+                "not supported by any observed cell; check that the representation is the one "
+                "the model was fitted on", far, len(x), what, self.FAR_FROM_TRAINING,
+                float(dist.max()))
+
     def predict(
         self,
         x: np.ndarray,
@@ -135,6 +155,7 @@ class VGFM:
                 "t (the time of the cells) contains NaN or infinite values; pass finite times "
                 f"within the fitted range [{self.times[0]:g}, {self.times[-1]:g}]."
             )
+        self._warn_far_from_training(x, "states")
         t_arr = np.broadcast_to(t64.astype(np.float32), (len(x),)).copy()  # writable
         dev = resolve_device(device)
         fld = self.field.to(dev)
@@ -172,6 +193,7 @@ class VGFM:
             raise ValueError(
                 f"start states have shape {x0.shape}; the model expects (n, {self.dim})."
             )
+        self._warn_far_from_training(x0, "start states")
         t_list = [float(v) for v in t_eval]
         if not t_list or not np.isfinite(t_list).all():
             raise ValueError(f"t_eval must hold finite times, got {t_list!r}")
