@@ -217,7 +217,7 @@ class TestCoupleInterval:
     DT = 2.0
 
     def _full(self, x0, x1):
-        return couple_interval(x0, x1, mass0=1.0, mass1=1.5, dt=self.DT, options={"reg": 0.01, "reg_m": 0.5}, 
+        return couple_interval(x0, x1, mass0=1.0, mass1=1.5, dt=self.DT, options={"reg": 0.01, "reg_m": 0.5},
                                max_block=4096, max_blocks=8,
                                generator=torch.Generator().manual_seed(0))
 
@@ -250,7 +250,7 @@ class TestCoupleInterval:
     def test_blocked_coupling_matches_full_plan(self):
         x0, x1, is_a = _two_clusters()
         full = self._full(x0, x1)
-        blocked = couple_interval(x0, x1, mass0=1.0, mass1=1.5, dt=self.DT, options={"reg": 0.01, "reg_m": 0.5}, 
+        blocked = couple_interval(x0, x1, mass0=1.0, mass1=1.5, dt=self.DT, options={"reg": 0.01, "reg_m": 0.5},
                                   max_block=64, max_blocks=8,
                                   generator=torch.Generator().manual_seed(0))
         assert len(blocked.plans) > 1
@@ -342,7 +342,7 @@ class TestPairSampler:
 
     def test_seeded(self):
         x0, x1, _ = _two_clusters(n=20)
-        c = couple_interval(x0, x1, mass0=1.0, mass1=1.5, dt=1.0, options={"reg": 0.05, "reg_m": 0.5}, 
+        c = couple_interval(x0, x1, mass0=1.0, mass1=1.5, dt=1.0, options={"reg": 0.05, "reg_m": 0.5},
                             max_block=100, max_blocks=8)
         s = PairSampler(c)
         a = s.sample(500, torch.Generator().manual_seed(3))

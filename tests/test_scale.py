@@ -83,7 +83,7 @@ def test_blocked_couplings_never_exceed_block_size():
     x0 = torch.as_tensor(rng.normal(size=(1000, 5)), dtype=torch.float32)
     x1 = torch.as_tensor(rng.normal(size=(1300, 5)) + 0.5, dtype=torch.float32)
     block, max_blocks = 128, 3
-    c = couple_interval(x0, x1, mass0=1.0, mass1=1.3, dt=1.0, options={"reg": 0.05, "reg_m": 0.5}, 
+    c = couple_interval(x0, x1, mass0=1.0, mass1=1.3, dt=1.0, options={"reg": 0.05, "reg_m": 0.5},
                         max_block=block, max_blocks=max_blocks,
                         generator=torch.Generator().manual_seed(0))
     assert 1 <= len(c.plans) <= max_blocks

@@ -15,8 +15,8 @@ from scipy import sparse
 from scipy.spatial.distance import cdist
 
 import vgfm
-import vgfm._model
 import vgfm._data._representation
+import vgfm._model
 import vgfm.tl._fit
 from vgfm import VGFM
 
