@@ -37,11 +37,13 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from vgfm._core.ode import grid_times
 from vgfm._data._format import fmt_list, format_number, is_real_number, label_of, plural
 
 logger = logging.getLogger("vgfm")
 
 __all__ = [
+    "start_cells_and_grid",
     "P0_IN_EMBRYONIC_DAYS",
     "TimeMapping",
     "bin_edges",
@@ -733,3 +735,59 @@ def bin_edges(t: np.ndarray, n_bins: int, method: str) -> np.ndarray:
     else:
         raise ValueError(f"method must be 'quantile' or 'uniform', got {method!r}.")
     return np.unique(edges)
+
+
+def start_cells_and_grid(
+    cell_times: np.ndarray,
+    fitted_times: np.ndarray,
+    t0: float,
+    *,
+    time_key: str,
+    n_cells: int | None,
+    seed: int,
+    t_eval: Sequence[float] | None,
+    n_per_interval: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Start cells and output times of a simulation (shared by ODE and SDE simulation).
+
+    The start cells are those at ``t0`` (a uniform subsample of ``n_cells`` drawn with
+    ``numpy.random.default_rng(seed)`` when given); the output times are ``t_eval`` (finite,
+    not before ``t0``, with ``t0`` added) or every fitted time from ``t0`` on plus
+    ``n_per_interval - 1`` points inside each interval.
+
+    Examples
+    --------
+    >>> idx, grid = start_cells_and_grid(np.array([0.0, 0.0, 1.0]), np.array([0.0, 1.0]), 0.0,
+    ...                                  time_key="t", n_cells=None, seed=0, t_eval=None,
+    ...                                  n_per_interval=2)
+    >>> idx.tolist(), grid.tolist()
+    ([0, 1], [0.0, 0.5, 1.0])
+    """
+    idx = np.flatnonzero(np.isclose(cell_times, t0))
+    if len(idx) == 0:
+        raise ValueError(f"no cells at start time {t0} in adata.obs[{time_key!r}]")
+    if n_cells is not None:
+        if n_cells < 1:
+            raise ValueError(f"n_cells must be >= 1, got {n_cells}")
+        rng = np.random.default_rng(seed)
+        idx = np.sort(rng.choice(idx, min(n_cells, len(idx)), replace=False))
+    if t_eval is None:
+        grid = np.asarray(grid_times(fitted_times[fitted_times >= t0], n_per_interval))
+    else:
+        try:
+            requested = np.asarray(t_eval, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"t_eval must be a sequence of numbers, got {t_eval!r}.") from err
+        if not np.all(np.isfinite(requested)):
+            raise ValueError(
+                f"t_eval must hold finite times, got {requested.tolist()}; drop NaN/inf."
+            )
+        grid = np.asarray(sorted(set(requested.tolist()) | {t0}))
+        if grid[0] < t0:
+            raise ValueError(f"t_eval must not start before start_time {t0}")
+    if len(grid) < 2:
+        raise ValueError(
+            f"nothing to simulate: the output times {grid.tolist()} hold only the start time "
+            f"{format_number(t0)}; pass t_eval= with later times or an earlier start_time."
+        )
+    return idx, grid

@@ -23,14 +23,13 @@ import torch
 from scipy.spatial import cKDTree
 
 from vgfm._core.methods import get_method
-from vgfm._core.ode import grid_times
 from vgfm._core.sde import ScoreConfig, ScoreField, integrate_sde, train_score
 from vgfm._core.threads import torch_threads
 from vgfm._core.train import resolve_device
 from vgfm._data import keys as C
 from vgfm._data._containers import Data, resolve_container
 from vgfm._data._representation import get_representation
-from vgfm._data._times import TimeMapping, cell_times
+from vgfm._data._times import TimeMapping, cell_times, start_cells_and_grid
 from vgfm._model import VGFM
 
 logger = logging.getLogger("vgfm")
@@ -482,20 +481,9 @@ def simulate_stochastic(
     cell_t = _cell_times(container, mdl, time_order, time_values)
     k0 = 0 if start_time is None else _time_index(mdl, start_time, "start_time")
     t0 = float(mdl.times[k0])
-    idx = np.flatnonzero(np.isclose(cell_t, t0))
-    if len(idx) == 0:
-        raise ValueError(f"no cells at start time {t0} in adata.obs[{mdl.info['time_key']!r}]")
-    if n_cells is not None:
-        if n_cells < 1:
-            raise ValueError(f"n_cells must be >= 1, got {n_cells}")
-        rng = np.random.default_rng(seed)
-        idx = np.sort(rng.choice(idx, min(n_cells, len(idx)), replace=False))
-    if t_eval is None:
-        t_grid = np.asarray(grid_times(mdl.times[mdl.times >= t0], n_per_interval))
-    else:
-        t_grid = np.asarray(sorted(set(float(v) for v in t_eval) | {t0}))
-        if t_grid[0] < t0:
-            raise ValueError(f"t_eval must not start before start_time {t0}")
+    idx, t_grid = start_cells_and_grid(cell_t, mdl.times, t0, time_key=mdl.info["time_key"],
+                                       n_cells=n_cells, seed=seed, t_eval=t_eval,
+                                       n_per_interval=n_per_interval)
     with torch_threads(n_threads):
         score, rec = _score_for(container, mdl, key, seed, cell_t, device)
         sig = _sigma(score, sigma)

@@ -13,7 +13,6 @@ import pandas as pd
 
 from vgfm._core.methods import get_method
 from vgfm._core.metrics import relative_mass_error, spread, wasserstein1
-from vgfm._core.ode import grid_times
 from vgfm._core.threads import torch_threads
 from vgfm._core.train import TrainConfig
 from vgfm._data import keys
@@ -35,7 +34,7 @@ from vgfm._data._population import (
 )
 from vgfm._data._record import FitRecord, read_record
 from vgfm._data._representation import get_representation
-from vgfm._data._times import cell_times, cells_per_time, resolve_times
+from vgfm._data._times import cell_times, cells_per_time, resolve_times, start_cells_and_grid
 from vgfm._model import VGFM
 from vgfm.tl._fates import simulate_stochastic
 
@@ -563,33 +562,9 @@ def simulate(
                 f"{list(record.time_labels)} (values {fitted.tolist()})."
             )
         t0 = float(fitted[k])
-    idx = np.flatnonzero(np.isclose(cell_t, t0))
-    if len(idx) == 0:
-        raise ValueError(f"no cells at start time {t0} in adata.obs[{record.time_key!r}]")
-    if n_cells is not None:
-        if n_cells < 1:
-            raise ValueError(f"n_cells must be >= 1, got {n_cells}")
-        rng = np.random.default_rng(seed)
-        idx = np.sort(rng.choice(idx, min(n_cells, len(idx)), replace=False))
-    if t_eval is None:
-        t_grid = np.asarray(grid_times(fitted[fitted >= t0], n_per_interval))
-    else:
-        try:
-            requested = np.asarray(t_eval, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"t_eval must be a sequence of numbers, got {t_eval!r}.") from err
-        if not np.all(np.isfinite(requested)):
-            raise ValueError(
-                f"t_eval must hold finite times, got {requested.tolist()}; drop NaN/inf."
-            )
-        t_grid = np.asarray(sorted(set(requested.tolist()) | {t0}))
-        if t_grid[0] < t0:
-            raise ValueError(f"t_eval must not start before start_time {t0}")
-    if len(t_grid) < 2:
-        raise ValueError(
-            f"nothing to simulate: the output times {t_grid.tolist()} hold only the start time "
-            f"{format_number(t0)}; pass t_eval= with later times or an earlier start_time."
-        )
+    idx, t_grid = start_cells_and_grid(cell_t, fitted, t0, time_key=record.time_key,
+                                       n_cells=n_cells, seed=seed, t_eval=t_eval,
+                                       n_per_interval=n_per_interval)
     _warn_extrapolation(record, t_grid, "simulate: output")
     with torch_threads(n_threads):
         xs, lms = mdl.simulate(x[idx], t_grid, device=device)
