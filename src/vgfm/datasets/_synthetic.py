@@ -44,6 +44,30 @@ _UPPER_FRACTION = 0.2
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
+def _sample_snapshots(states, sizes, t, n_cells_0, n_cells, n_lineages, rng):
+    """Sample the snapshots of a simulated population: cells, their times and the counts.
+
+    By default ``n_k = round(n_cells_0 * N_k / N_0)`` alive particles are drawn at ``t_k``
+    (uniformly, without replacement), else the given ``n_cells``.
+    """
+    if n_cells is None:
+        counts = np.rint(n_cells_0 * sizes / sizes[0]).astype(np.int64)
+    else:
+        counts = np.asarray(n_cells, dtype=np.int64)
+    blocks, block_times = [], []
+    for k, (state, n_k) in enumerate(zip(states, counts)):
+        if n_k > state.shape[0]:
+            raise ValueError(
+                f"{int(n_k)} cells requested at time {t[k]:g} but only {state.shape[0]} "
+                f"simulated cells are alive; increase n_lineages (now {n_lineages})."
+            )
+        idx = rng.choice(state.shape[0], size=int(n_k), replace=False)
+        blocks.append(state[idx])
+        block_times.append(np.full(int(n_k), t[k]))
+    x = np.concatenate(blocks) if blocks else np.empty((0, states[0].shape[1]))
+    return x, np.concatenate(block_times), counts
+
+
 def _day_labels(times: np.ndarray) -> pd.Categorical:
     levels = np.unique(times)
     names = [f"day {t:g}" for t in levels]
@@ -289,22 +313,7 @@ def two_gene_grn(
     rng = np.random.default_rng(seed)
     states, sizes = _simulate_grn(int(n_lineages), t, params, rng)
 
-    if n_cells is None:
-        counts = np.rint(n_cells_0 * sizes / sizes[0]).astype(np.int64)
-    else:
-        counts = np.asarray(n_cells, dtype=np.int64)
-    blocks, block_times = [], []
-    for k, (state, n_k) in enumerate(zip(states, counts)):
-        if n_k > state.shape[0]:
-            raise ValueError(
-                f"{int(n_k)} cells requested at time {t[k]:g} but only {state.shape[0]} "
-                f"simulated cells are alive; increase n_lineages (now {n_lineages})."
-            )
-        idx = rng.choice(state.shape[0], size=int(n_k), replace=False)
-        blocks.append(state[idx])
-        block_times.append(np.full(int(n_k), t[k]))
-    x = np.concatenate(blocks) if blocks else np.empty((0, 2))
-    obs_t = np.concatenate(block_times)
+    x, obs_t, counts = _sample_snapshots(states, sizes, t, n_cells_0, n_cells, n_lineages, rng)
 
     obs = pd.DataFrame(
         {
@@ -818,22 +827,7 @@ def three_gene_switch(
     rng = np.random.default_rng(seed)
     states, sizes, grid_t, grid_g = _simulate_tri(int(n_lineages), t, params, rng)
 
-    if n_cells is None:
-        counts = np.rint(n_cells_0 * sizes / sizes[0]).astype(np.int64)
-    else:
-        counts = np.asarray(n_cells, dtype=np.int64)
-    blocks, block_times = [], []
-    for k, (state, n_k) in enumerate(zip(states, counts)):
-        if n_k > state.shape[0]:
-            raise ValueError(
-                f"{int(n_k)} cells requested at time {t[k]:g} but only {state.shape[0]} "
-                f"simulated cells are alive; increase n_lineages (now {n_lineages})."
-            )
-        idx = rng.choice(state.shape[0], size=int(n_k), replace=False)
-        blocks.append(state[idx])
-        block_times.append(np.full(int(n_k), t[k]))
-    x = np.concatenate(blocks)
-    obs_t = np.concatenate(block_times)
+    x, obs_t, counts = _sample_snapshots(states, sizes, t, n_cells_0, n_cells, n_lineages, rng)
     obs = pd.DataFrame(
         {
             "time": obs_t,
