@@ -10,8 +10,9 @@ import torch
 from scipy import stats
 
 import vgfm
-from vgfm._core.couplings import IntervalCoupling, couple_interval, semi_relaxed_sinkhorn
+from vgfm._core.couplings import IntervalCoupling, couple_interval
 from vgfm._core.matcher import PairSampler
+from vgfm._core.sinkhorn import semi_relaxed_sinkhorn
 
 
 def _tensors(obj):

@@ -25,19 +25,16 @@ from typing import Any
 
 import torch
 
-from .sinkhorn import _lse_matvec, semi_relaxed_sinkhorn, squared_distances
+from .sinkhorn import squared_distances
 from .solvers import get_solver
 
 logger = logging.getLogger("vgfm")
 
 __all__ = [
     "IntervalCoupling",
-    "_lse_matvec",
     "affine_align",
     "cost_scale",
     "couple_interval",
-    "semi_relaxed_sinkhorn",
-    "squared_distances",
 ]
 
 

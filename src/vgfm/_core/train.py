@@ -20,12 +20,13 @@ import ot
 import torch
 from tqdm.auto import tqdm
 
-from .couplings import IntervalCoupling, couple_interval, squared_distances
+from .couplings import IntervalCoupling, couple_interval
 from .matcher import PairSampler, VelocityGrowthMatcher
 from .methods import get_method
 from .metrics import relative_mass_error, wasserstein1
 from .networks import VelocityGrowthField
 from .ode import integrate
+from .sinkhorn import squared_distances
 
 logger = logging.getLogger("vgfm")
 
