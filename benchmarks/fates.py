@@ -10,25 +10,38 @@ Prints tables:
 3. coverage: share of cells whose true growth lies within ±2 sd of the ensemble mean, per
    time point, on ``lineage_branching`` and ``two_gene_grn``;
 4. timings: ``tl.fates`` on ~10k cells, ensemble of 5 vs one fit;
-5. CellRank 2 fate probabilities from the same vgfm velocities, when ``cellrank`` is importable.
+5. CellRank 2 fate probabilities from the same vgfm velocities, when ``cellrank`` is importable;
+6. the spread kept by the stochastic simulation on simulation gene 2-D, dyngen 5-D (benchmark
+   files, found as ``benchmarks/validity.py`` does) and the Gaussian 50-D bifurcation: fit with
+   the defaults, simulate the SDE (``tl.simulate(stochastic=True)``) and the ODE from every
+   first-snapshot cell to every observed time, and report per time the mass-weighted variance
+   ratio and the energy distance over its two-half floor (target: ratio in [0.9, 1.1], energy
+   distance <= 2x the floor).
 
 Usage::
 
     python benchmarks/fates.py           # full run (~10 min on 2 CPU cores)
     python benchmarks/fates.py --quick   # smaller data and fewer steps, for development
+    python benchmarks/fates.py --only-spread --seeds 0 1 2   # table 6 only
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.stats import pearsonr, spearmanr
 
 import vgfm
+from vgfm._core.metrics import energy_distance, energy_distance_floor, variance_ratio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import validity  # noqa: E402  (benchmarks/validity.py: data folder and dataset loader)
 
 BRANCH = "branch"
 
@@ -103,6 +116,70 @@ def spread_table(a) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: Datasets of the stochastic spread check (names of ``validity.load_dataset``).
+SPREAD_DATASETS = ("simulation_gene_2d", "dyngen_5d", "gaussian_50d_3t")
+VARIANCE_RATIO_RANGE = (0.9, 1.1)
+ENERGY_RATIO_LIMIT = 2.0
+
+
+def _spread_rows(a, name: str, seed: int, sigma: float | None = None,
+                 quick: bool = False) -> list[dict]:
+    """Fit ``a`` (defaults), roll the first snapshot out with the SDE and the ODE, compare."""
+    t_fit = _fit(a, quick=quick, seed=seed)
+    cell_t = a.obs["time"].to_numpy(dtype=float)
+    times = np.asarray(vgfm.VGFM.from_adata(a).times, dtype=float)
+    t0 = time.perf_counter()
+    vgfm.tl.simulate(a, stochastic=True, t_eval=times, seed=seed, sigma=sigma)
+    t_sde = time.perf_counter() - t0
+    sde = a.uns["vgfm_trajectories"]
+    vgfm.tl.simulate(a, t_eval=times, seed=seed)
+    ode = a.uns["vgfm_trajectories"]
+    sig = float(a.uns["vgfm"]["stochastic"]["sigma"]) if sigma is None else float(sigma)
+    rows = []
+    for k in range(1, len(times)):
+        y = np.asarray(a.X[np.isclose(cell_t, times[k])], dtype=np.float64)
+        floor = energy_distance_floor(y, seed=seed + k)
+        row = {"dataset": name, "seed": seed, "time": f"{times[k]:g}", "sigma": sig}
+        for kind, tr in (("sde", sde), ("ode", ode)):
+            x = np.asarray(tr["x"][k], dtype=np.float64)
+            w = np.exp(np.asarray(tr["log_mass"][k], dtype=np.float64))
+            row[f"{kind}_var_ratio"] = variance_ratio(x, y, w)
+            row[f"{kind}_ed/floor"] = energy_distance(x, y, w, seed=seed + k) / floor
+        row["fit_s"], row["sde_s"] = t_fit, t_sde
+        rows.append(row)
+    return rows
+
+
+def stochastic_spread_table(seeds, data_dir=None, sigma: float | None = None,
+                            quick: bool = False) -> pd.DataFrame:
+    """Spread of SDE and ODE rollouts vs the observed snapshots (default fits).
+
+    One row per dataset, seed and observed time after the first; ``{sde,ode}_var_ratio`` is
+    the mass-weighted total variance over the observed one, ``{sde,ode}_ed/floor`` the
+    mass-weighted energy distance over the two-half floor of the observed cells.
+    """
+    ddir = validity.find_data_dir(data_dir)
+    rows = []
+    for name in SPREAD_DATASETS:
+        for s in seeds:
+            try:
+                a = validity.load_dataset(name, ddir)
+            except FileNotFoundError as err:
+                print(f"  {name}: skipped ({err})", file=sys.stderr)
+                break
+            rows += _spread_rows(a, name, s, sigma=sigma, quick=quick)
+            print(f"  [spread] {name} seed {s} done", file=sys.stderr, flush=True)
+    tab = pd.DataFrame(rows)
+    if tab.empty:
+        return tab
+    lo, hi = VARIANCE_RATIO_RANGE
+    for kind in ("sde", "ode"):
+        ok = tab[f"{kind}_var_ratio"].between(lo, hi) & (tab[f"{kind}_ed/floor"]
+                                                         <= ENERGY_RATIO_LIMIT)
+        tab[f"{kind}_pass"] = np.where(ok, "PASS", "FAIL")
+    return tab
+
+
 def coverage_table(a, name: str, reg_m_spread: float = 4.0) -> tuple[pd.DataFrame, dict]:
     ref = float(a.uns["vgfm"]["train_seconds"])
     t0 = time.perf_counter()
@@ -164,6 +241,11 @@ def main() -> None:
     ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="training option passed to vgfm.tl.fit (e.g. reg_m=3), repeatable")
     ap.add_argument("--only-fates", action="store_true", help="print table 1 only")
+    ap.add_argument("--only-spread", action="store_true", help="print table 6 only")
+    ap.add_argument("--data-dir", default=None,
+                    help="folder of the benchmark CSV files (default: as benchmarks/validity.py)")
+    ap.add_argument("--sigma", type=float, default=None,
+                    help="SDE noise level of table 6 (default: estimated from the couplings)")
     args = ap.parse_args()
     for item in args.option:
         k, v = item.split("=", 1)
@@ -175,6 +257,10 @@ def main() -> None:
     n_samples = 20 if args.quick else 50
     t_start = time.perf_counter()
 
+    if args.only_spread:
+        _print_spread(args)
+        print(f"\ntotal {time.perf_counter() - t_start:.0f} s")
+        return
     ft, kept = fates_table(args.seeds, args.quick, n_samples)
     print("\n## 1. fates and descendants vs lineage truth (lineage_branching, early cells)")
     print(ft.to_string(index=False))
@@ -213,7 +299,26 @@ def main() -> None:
     print("\n## 5. CellRank 2 from the same velocities")
     cr_tab = cellrank_table(kept)
     print(cr_tab if isinstance(cr_tab, str) else cr_tab.to_string(index=False))
+    _print_spread(args)
     print(f"\ntotal {time.perf_counter() - t_start:.0f} s")
+
+
+def _print_spread(args) -> None:
+    print("\n## 6. stochastic spread on simulation gene 2-D, dyngen 5-D, Gaussian 50-D "
+          "(default fits; first snapshot rolled out to every observed time)")
+    tab = stochastic_spread_table(args.seeds, args.data_dir, sigma=args.sigma, quick=args.quick)
+    if tab.empty:
+        print("skipped: no dataset could be loaded")
+        return
+    print(tab.to_string(index=False))
+    lo, hi = VARIANCE_RATIO_RANGE
+    for kind in ("sde", "ode"):
+        n_ok = int((tab[f"{kind}_pass"] == "PASS").sum())
+        print(f"{kind.upper()}: {n_ok}/{len(tab)} (dataset, seed, time) rows pass "
+              f"(variance ratio in [{lo}, {hi}] and ED <= {ENERGY_RATIO_LIMIT:g} x floor); "
+              f"variance ratio range [{tab[f'{kind}_var_ratio'].min():.3f}, "
+              f"{tab[f'{kind}_var_ratio'].max():.3f}], ED/floor max "
+              f"{tab[f'{kind}_ed/floor'].max():.2f}")
 
 
 if __name__ == "__main__":
