@@ -635,3 +635,91 @@ def test_history_says_when_training_was_still_improving(adata, caplog):
     texts = [t.get_text() for a in ax.figure.axes for t in a.texts]
     assert any("still improving" in t and "stage2_steps=" in t for t in texts)
     assert "stage2_steps=" in caplog.text
+
+
+# --------------------------------------------------------------------------------------------
+# growth(uncertainty=...): cells whose growth sign the ensemble does not pin down
+# --------------------------------------------------------------------------------------------
+def _with_ensemble(adata, key: str = "vgfm"):
+    """Ensemble fields with |mean| < 2 sd on a known set, including an exact tie (certain)."""
+    n = adata.n_obs
+    mean = np.linspace(-1.0, 1.0, n)
+    sd = np.where(np.arange(n) % 3 == 0, 0.05, 0.3)
+    sd[n // 2] = abs(mean[n // 2]) / 2.0  # |mean| == 2 sd exactly: a certain sign
+    adata.obs[f"{key}_growth_mean"] = mean
+    adata.obs[f"{key}_growth_sd"] = sd
+    return ~(np.abs(mean) >= 2.0 * sd)
+
+
+def _uncertain_collection(ax):
+    found = [c for c in ax.collections if c.get_label() == "uncertain sign"]
+    assert len(found) == 1
+    return found[0]
+
+
+def _offset_set(coll) -> set:
+    return {tuple(np.round(p, 12)) for p in np.asarray(coll.get_offsets())}
+
+
+def test_growth_uncertainty_hatches_exactly_the_uncertain_sign_cells(adata):
+    expected = _with_ensemble(adata)
+    assert 0 < expected.sum() < adata.n_obs
+    snap = snapshot(adata)
+    ax = vpl.growth(adata, uncertainty=True, show=False)
+    assert_unchanged(adata, snap)
+    coll = _uncertain_collection(ax)
+    emb = adata.obsm["X_umap"]
+    assert len(coll.get_offsets()) == int(expected.sum())
+    assert _offset_set(coll) == {tuple(np.round(p, 12)) for p in emb[expected]}
+    assert coll.get_hatch() == "////"
+    assert len(coll.get_facecolors()) == 0 or np.all(coll.get_facecolors()[:, 3] == 0)
+    legend = ax.get_legend().get_texts()[0].get_text()
+    assert f"{int(expected.sum())}/{adata.n_obs} cells" in legend
+    # the coloured cells are still all drawn underneath, with the fitted growth
+    coloured = [c for c in ax.collections if c.get_array() is not None][0]
+    np.testing.assert_allclose(np.sort(coloured.get_array()),
+                               np.sort(adata.obs["vgfm_growth"].to_numpy()))
+    # a stricter z hatches a superset, computed the same way
+    ax3 = vpl.growth(adata, uncertainty="hatch", uncertainty_z=3.0, show=False)
+    m3 = np.abs(adata.obs["vgfm_growth_mean"]) < 3.0 * adata.obs["vgfm_growth_sd"]
+    assert len(_uncertain_collection(ax3).get_offsets()) == int(m3.sum()) > expected.sum()
+
+
+def test_growth_uncertainty_same_cells_as_hatch_uncertain(adata):
+    _with_ensemble(adata)
+    a = _uncertain_collection(vpl.growth(adata, uncertainty=True, show=False))
+    b = _uncertain_collection(vpl.hatch_uncertain(adata, show=False))
+    assert _offset_set(a) == _offset_set(b)
+
+
+def test_growth_uncertainty_mask_greys_out(adata):
+    expected = _with_ensemble(adata)
+    ax = vpl.growth(adata, uncertainty="mask", show=False)
+    coll = _uncertain_collection(ax)
+    assert _offset_set(coll) == {tuple(np.round(p, 12)) for p in adata.obsm["X_umap"][expected]}
+    np.testing.assert_allclose(coll.get_facecolors()[0], matplotlib.colors.to_rgba("#d3d3d3"))
+    assert coll.get_zorder() > max(c.get_zorder() for c in ax.collections if c is not coll)
+
+
+def test_growth_uncertainty_falls_back_to_fitted_growth_and_panels(adata):
+    adata.obs["vgfm_growth_sd"] = 0.2
+    g = adata.obs["vgfm_growth"].to_numpy()
+    axes = vpl.growth(adata, color=["vgfm_growth", "vgfm_growth"], uncertainty=True, show=False)
+    for ax in axes:
+        assert len(_uncertain_collection(ax).get_offsets()) == int(np.sum(np.abs(g) < 0.4))
+
+
+def test_growth_uncertainty_without_ensemble_names_field_and_call(adata):
+    snap = snapshot(adata)
+    n_fig = len(plt.get_fignums())
+    with pytest.raises(KeyError, match=r"obs\['vgfm_growth_sd'\].*vgfm\.tl\.ensemble\(adata\)"):
+        vpl.growth(adata, uncertainty=True, show=False)
+    assert len(plt.get_fignums()) == n_fig  # no empty figure left behind
+    assert_unchanged(adata, snap)
+    with pytest.raises(KeyError, match=r"obs\['other_growth_sd'\].*key_added='other'"):
+        vpl.growth(adata, key="other", color="vgfm_growth", uncertainty=True, show=False)
+    _with_ensemble(adata)
+    with pytest.raises(ValueError, match="uncertainty must be"):
+        vpl.growth(adata, uncertainty="blur", show=False)
+    with pytest.raises(ValueError, match="z"):
+        vpl.growth(adata, uncertainty=True, uncertainty_z=0.0, show=False)

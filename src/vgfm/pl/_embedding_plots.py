@@ -23,6 +23,7 @@ from vgfm._data._keys import (
 from vgfm._data._options import VELOCITY_KINDS, VelocityKind
 from vgfm._data._representation import get_embedding
 from vgfm.pl._grid import smooth_on_grid
+from vgfm.pl._uncertainty import draw_uncertain, uncertain_sign
 from vgfm.pl._utils import (
     BACKGROUND_GREY,
     default_point_size,
@@ -59,6 +60,8 @@ def growth(
     cmap: str = "RdBu_r",
     size: float | None = None,
     title: str | None = None,
+    uncertainty: bool | Literal["hatch", "mask"] = False,
+    uncertainty_z: float = 2.0,
     mod: str | None = None,
     ax: Axes | None = None,
     show: bool | None = None,
@@ -96,6 +99,16 @@ def growth(
     title
         Axes title; a default naming the method is used when ``None`` (the column name for
         each panel of a list).
+    uncertainty
+        Mark the cells whose growth *sign* is not certain, ``|mean| < uncertainty_z · sd`` of
+        an ensemble of fits (``obs["<key>_growth_mean"]`` and ``obs["<key>_growth_sd"]``,
+        written by :func:`vgfm.tl.ensemble`; the fitted ``obs["<key>_growth"]`` stands in
+        for a missing mean). ``True`` or ``"hatch"`` draws hatched circles over them (their
+        colour stays visible), ``"mask"`` greys them out; the legend gives their number. The
+        same cells as :func:`vgfm.pl.hatch_uncertain`, on every panel of a list. Raises a
+        ``KeyError`` naming the missing field when the ensemble was not run.
+    uncertainty_z
+        Standard deviations the ensemble mean must reach for a certain sign.
     mod
         For a MuData: modality holding the fields; ``None`` uses the joint object.
     ax
@@ -118,9 +131,30 @@ def growth(
     >>> vgfm.tl.fit(adata, time_key="day")  # doctest: +SKIP
     >>> ax = vgfm.pl.growth(adata, basis="umap", show=False)  # doctest: +SKIP
     >>> axes = vgfm.pl.growth(adata, color=["vgfm_growth", "true_growth"], show=False)  # doctest: +SKIP
+
+    Hatch the cells whose growth sign an ensemble of fits does not pin down:
+
+    >>> import numpy as np
+    >>> adata = vgfm.datasets.two_gene_grn(n_cells_0=40, seed=0)
+    >>> adata.obsm["X_umap"] = adata.X.copy()
+    >>> _ = vgfm.tl.fit(adata, "time", use_rep="X", stage1_steps=20, stage2_steps=0,
+    ...                 progress=False)
+    >>> vgfm.tl.ensemble(adata, n_models=2, steps_fraction=0.5)
+    >>> ax = vgfm.pl.growth(adata, uncertainty=True, show=False)
+    >>> hatched = [c for c in ax.collections if c.get_label() == "uncertain sign"][0]
+    >>> g, sd = adata.obs["vgfm_growth_mean"], adata.obs["vgfm_growth_sd"]
+    >>> len(hatched.get_offsets()) == int(np.sum(np.abs(g) < 2 * sd))
+    True
     """
     data = resolve_container(adata, mod)
     emb = get_embedding(data, basis)
+    if uncertainty is True:
+        uncertainty = "hatch"
+    if uncertainty not in (False, None, "hatch", "mask"):
+        raise ValueError(
+            f"uncertainty must be False, True, 'hatch' or 'mask'; got {uncertainty!r}."
+        )
+    uncertain = uncertain_sign(data, key=key, z=uncertainty_z) if uncertainty else None
     columns = list(color) if is_panel_list(color) else [color or growth_key(key)]
     values = {}
     for column in columns:
@@ -169,6 +203,15 @@ def growth(
             sc_, ax=axis, fraction=0.046, pad=0.04, extend="both" if clipped else "neither"
         )
         cb.set_label(f"growth rate ({unit})")
+        if uncertain is not None:
+            coll = draw_uncertain(axis, emb, uncertain, mode=str(uncertainty))
+            axis.legend(
+                [coll],
+                [f"uncertain sign, |mean| < {uncertainty_z:g} sd: "
+                 f"{int(uncertain.sum())}/{uncertain.size} cells"],
+                loc="upper center", bbox_to_anchor=(0.5, -0.08), fontsize=7, frameon=False,
+                markerscale=1.5,
+            )
         default = f"{method_label(data, key)} growth rate" if column == growth_key(key) else column
         panel_title = title if title is not None and len(columns) == 1 else None
         style_embedding_axes(axis, basis, emb, panel_title or default)

@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 
 from vgfm._data._containers import Data, resolve_container
-from vgfm._data._keys import DEFAULT_KEY, growth_key
+from vgfm._data._keys import DEFAULT_KEY
 from vgfm._data._representation import get_embedding
 from vgfm.pl._embedding_plots import growth as _growth_plot
+from vgfm.pl._uncertainty import draw_uncertain, uncertain_sign
 from vgfm.pl._utils import (
     BACKGROUND_GREY,
     default_point_size,
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("vgfm")
 
-__all__ = ["cluster_transitions", "fates", "hatch_uncertain"]
+__all__ = ["cluster_transitions", "fates", "hatch_uncertain", "uncertain_sign"]
 
 
 def _fate_frame(data: Any, key: str, direction: str) -> pd.DataFrame:
@@ -230,35 +231,6 @@ def cluster_transitions(
                   name="cluster_transitions")
 
 
-def uncertain_sign(adata: Any, *, key: str = DEFAULT_KEY, z: float = 2.0,
-                   mod: str | None = None) -> np.ndarray:
-    """Boolean mask of cells whose growth sign is not certain: ``|mean| < z · sd``.
-
-    Reads ``obs[f"{key}_growth_sd"]`` (written by :func:`vgfm.tl.ensemble`) and the ensemble
-    mean ``obs[f"{key}_growth_mean"]`` (or the fitted ``obs[f"{key}_growth"]``).
-
-    Examples
-    --------
-    >>> import anndata, numpy as np, pandas as pd
-    >>> ad = anndata.AnnData(np.zeros((3, 1)), obs=pd.DataFrame(
-    ...     {"vgfm_growth_mean": [1.0, 0.1, -1.0], "vgfm_growth_sd": [0.1, 0.1, 0.6]},
-    ...     index=["a", "b", "c"]))
-    >>> uncertain_sign(ad).tolist()
-    [False, True, True]
-    """
-    data = resolve_container(adata, mod)
-    sd_key = f"{key}_growth_sd"
-    if sd_key not in data.obs:
-        raise KeyError(f"adata.obs[{sd_key!r}] is missing; run `vgfm.tl.ensemble(adata, "
-                       f"key_added={key!r})` first.")
-    mean_key = f"{key}_growth_mean" if f"{key}_growth_mean" in data.obs else growth_key(key)
-    if mean_key not in data.obs:
-        raise KeyError(f"adata.obs[{mean_key!r}] is missing; run `vgfm.tl.ensemble` first.")
-    mean = np.asarray(data.obs[mean_key], dtype=np.float64)
-    sd = np.asarray(data.obs[sd_key], dtype=np.float64)
-    return ~(np.abs(mean) >= z * sd)
-
-
 def hatch_uncertain(
     adata: Data,
     *,
@@ -315,7 +287,5 @@ def hatch_uncertain(
     ax_ = ax
     if ax_ is None:
         ax_ = _growth_plot(data, basis=basis, key=key, show=False)
-    s = 2.0 * default_point_size(emb.shape[0]) if size is None else size
-    ax_.scatter(emb[mask, 0], emb[mask, 1], s=s, facecolors="none", edgecolors=color,
-                hatch=hatch, linewidths=0.3, label="uncertain sign", zorder=3)
+    draw_uncertain(ax_, emb, mask, mode="hatch", size=size, hatch=hatch, color=color)
     return finish(ax_, ax_given=ax is not None, show=show, save=save, name="hatch_uncertain")
