@@ -698,7 +698,12 @@ def test_growth_uncertainty_mask_greys_out(adata):
     coll = _uncertain_collection(ax)
     assert _offset_set(coll) == {tuple(np.round(p, 12)) for p in adata.obsm["X_umap"][expected]}
     np.testing.assert_allclose(coll.get_facecolors()[0], matplotlib.colors.to_rgba("#d3d3d3"))
-    assert coll.get_zorder() > max(c.get_zorder() for c in ax.collections if c is not coll)
+    # the coloured scatter holds exactly the certain cells, with their growth
+    coloured = [c for c in ax.collections if c.get_array() is not None][0]
+    assert _offset_set(coloured) == {tuple(np.round(p, 12))
+                                     for p in adata.obsm["X_umap"][~expected]}
+    np.testing.assert_allclose(np.sort(coloured.get_array()),
+                               np.sort(adata.obs["vgfm_growth"].to_numpy()[~expected]))
 
 
 def test_growth_uncertainty_falls_back_to_fitted_growth_and_panels(adata):
@@ -723,3 +728,16 @@ def test_growth_uncertainty_without_ensemble_names_field_and_call(adata):
         vpl.growth(adata, uncertainty="blur", show=False)
     with pytest.raises(ValueError, match="z"):
         vpl.growth(adata, uncertainty=True, uncertainty_z=0.0, show=False)
+
+
+def test_cluster_transitions_heatmap_has_no_grid_under_a_grid_style():
+    a = ad.AnnData(np.zeros((2, 1)))
+    table = np.array([[0.7, 0.3], [0.1, 0.9]])
+    a.uns["vgfm_transitions"] = {"table": table, "source": np.array(["a", "b"]),
+                                 "target": np.array(["x", "y"]), "source_time": 0.0,
+                                 "target_time": 1.0, "normalize": "source"}
+    with plt.rc_context({"axes.grid": True}):
+        ax = vpl.cluster_transitions(a, show=False)
+    np.testing.assert_allclose(ax.images[0].get_array(), table)
+    assert not any(line.get_visible() for line in ax.get_xgridlines() + ax.get_ygridlines())
+    assert [t.get_text() for t in ax.texts] == ["0.70", "0.30", "0.10", "0.90"]

@@ -187,7 +187,8 @@ def growth(
                 linewidths=0,
                 rasterized=True,
             )
-        idx = np.flatnonzero(finite)
+        shown = finite if uncertainty != "mask" else finite & ~uncertain
+        idx = np.flatnonzero(shown)
         idx = idx[np.argsort(np.abs(g[idx]), kind="stable")]
         sc_ = axis.scatter(
             emb[idx, 0],
@@ -210,7 +211,7 @@ def growth(
                 [f"uncertain sign, |mean| < {uncertainty_z:g} sd: "
                  f"{int(uncertain.sum())}/{uncertain.size} cells"],
                 loc="upper center", bbox_to_anchor=(0.5, -0.08), fontsize=7, frameon=False,
-                markerscale=1.5,
+                handletextpad=0.6,
             )
         default = f"{method_label(data, key)} growth rate" if column == growth_key(key) else column
         panel_title = title if title is not None and len(columns) == 1 else None

@@ -211,6 +211,7 @@ def cluster_transitions(
     finite = table[np.isfinite(table)]
     vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
     im = ax_.imshow(table, cmap=cmap, vmin=0.0, vmax=vmax, aspect="auto")
+    ax_.grid(False)  # a style's grid (e.g. scanpy's figure params) would cut the cells
     ax_.set_xticks(range(len(tgt)), tgt, rotation=45, ha="right")
     ax_.set_yticks(range(len(src)), src)
     ax_.set_xlabel(f"target ({float(rec['target_time']):g})")

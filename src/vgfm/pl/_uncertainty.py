@@ -92,16 +92,17 @@ def draw_uncertain(
 ) -> PathCollection:
     """Draw the cells of ``mask`` on ``ax``: hatched circles on top, or grey dots (``"mask"``).
 
-    ``"mask"`` paints the cells in the background grey above the coloured cells, hiding their
-    colour; ``"hatch"`` draws hatched, unfilled circles of twice the default area over them.
-    The returned collection is labelled :data:`UNCERTAIN_LABEL`.
+    ``"mask"`` paints the cells in the background grey underneath (``zorder`` 0.5; the caller
+    leaves them out of its coloured scatter); ``"hatch"`` draws hatched, unfilled circles of
+    twice the default area over them. The returned collection is labelled
+    :data:`UNCERTAIN_LABEL`.
     """
     mask = np.asarray(mask, dtype=bool)
     n = emb.shape[0]
     if mode == "mask":
         s = default_point_size(n) if size is None else size
         return ax.scatter(emb[mask, 0], emb[mask, 1], c=BACKGROUND_GREY, s=s, linewidths=0,
-                          rasterized=True, label=UNCERTAIN_LABEL, zorder=3)
+                          rasterized=True, label=UNCERTAIN_LABEL, zorder=0.5)
     if mode != "hatch":
         raise ValueError(f"mode must be 'hatch' or 'mask', got {mode!r}.")
     s = 2.0 * default_point_size(n) if size is None else size
