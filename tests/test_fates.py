@@ -314,3 +314,42 @@ def test_pl_fates_and_transitions_draw_stored_values() -> None:
     hatched = [c for c in ax.collections if c.get_label() == "uncertain sign"][0]
     assert len(hatched.get_offsets()) == int(np.sum(np.abs(np.linspace(-1, 1, adata.n_obs)) < 0.4))
     plt.close("all")
+
+
+class _DecayField(torch.nn.Module):
+    """``v = -x`` (exact flow ``x0 e^{-t}``), ``g = 0``."""
+
+    dim = 2
+
+    def forward(self, t, x):
+        return -x, torch.zeros(len(x), 1, dtype=x.dtype)
+
+
+def test_stochastic_rollout_resolves_the_drift_between_observed_times() -> None:
+    """One Euler step per observed interval sends v = -x to 0 at t = 1 (the old behaviour with
+    σ = 0); the drift bound takes steps of at most τ_0 / |v| and follows x0 e^{-t}."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 2)).astype(np.float32)
+    t = np.r_[np.zeros(200), np.ones(200)]
+    adata = ad.AnnData(x, obs=pd.DataFrame({"time": t}, index=[f"c{i}" for i in range(400)]))
+    info = {"use_rep": "X", "dim": 2, "time_key": "time", "times": [0.0, 1.0],
+            "time_labels": ["0", "1"], "relative_size": [1.0, 1.0], "n_cells": [200, 200],
+            "held_out": [False, False], "seed": 0}
+    model = VGFM(_DecayField(), config=TrainConfig(), info=info)
+    floor = 0.05
+    score = ScoreField(2, center=torch.zeros(2), scale=1.0, t_start=0.0, t_span=1.0,
+                       knots=[0.0, 1.0], sigma=0.0, floor=floor)
+    for p in score.parameters():
+        torch.nn.init.zeros_(p)
+    adata.uns["vgfm"] = {"stochastic": score_to_dict(
+        score, sigma_estimated=0.0, config=ScoreConfig(), history=np.zeros(0), seconds=0.0,
+        seed=0)}
+    vgfm.tl.simulate_stochastic(adata, model=model, t_eval=[0.0, 1.0], sigma=0.0)
+    tr = adata.uns["vgfm_trajectories"]
+    x0, x1 = tr["x"][0].astype(np.float64), tr["x"][1].astype(np.float64)
+    # Euler with n steps of h = 1/n gives x0 (1 - h)^n; n >= q99|x0| / τ_0 (≈ 60 here)
+    n_min = math.ceil(np.quantile(np.linalg.norm(x0, axis=1), 0.99) / floor)
+    assert n_min > 20
+    rel = np.abs(x1 - x0 * math.exp(-1.0)).max() / np.abs(x0).max()
+    assert rel <= math.exp(-1.0) - (1 - 1 / n_min) ** n_min + 1e-6
+    assert rel < 0.01

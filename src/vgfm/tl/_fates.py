@@ -227,22 +227,66 @@ def _max_step(score: ScoreField, sigma: float) -> float | None:
     return float(score.floor) ** 2 / sigma**2
 
 
+#: Quantile of the particles' drift speed that sets the drift step bound (robust to outliers).
+_SPEED_QUANTILE = 0.99
+
+
+def _drift_steps(fld: Any, sc: ScoreField, sigma: float, x: torch.Tensor, a: float, b: float,
+                 floor: float) -> int:
+    """Euler steps over ``[a, b]`` so that a particle moves at most ``τ_0`` per step.
+
+    ``τ_0`` (the score's floor, VGFM's interpolant noise) is the length scale below which the
+    velocity and the score were not resolved in training; an Euler step longer than
+    ``τ_0 / |b(x)|`` jumps across structure the fields do resolve (a first-order scheme with
+    one step per observed interval moves cells by their whole displacement at the start
+    velocity).  ``|b|`` is the speed of the full drift ``v + (σ²/2) s`` at the particles'
+    current states, its 99th percentile over the chunk.
+    """
+    if len(x) == 0 or not floor > 0:
+        return 1
+    with torch.no_grad():
+        t = torch.tensor(float(a), dtype=x.dtype, device=x.device)
+        v, _ = fld(t, x)
+        if sigma > 0:
+            v = v + 0.5 * sigma**2 * sc(t, x)
+        speed = torch.linalg.vector_norm(v, dim=1).double()
+        q = float(torch.quantile(speed, _SPEED_QUANTILE)) if len(speed) > 1 else float(speed[0])
+    if not math.isfinite(q):
+        return 1
+    return max(1, math.ceil((b - a) * q / floor - 1e-9))
+
+
 def _rollout(mdl: VGFM, score: ScoreField, sigma: float, x0: np.ndarray, t_grid: Sequence[float],
              *, seed: int, n_steps: int, batch_size: int,
              device: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """SDE rollout of ``x0`` on ``t_grid`` in chunks; states ``(T, N, d)``, log-masses."""
+    """SDE rollout of ``x0`` on ``t_grid`` in chunks; states ``(T, N, d)``, log-masses.
+
+    Each output interval takes at least ``n_steps`` Euler-Maruyama steps, more when the noise
+    (:func:`_max_step`) or the drift (:func:`_drift_steps`, measured at the start of the
+    interval) asks for shorter ones.
+    """
     xs, lms = [], []
     step = _max_step(score, sigma)
+    floor = float(score.floor)
+    grid = [float(v) for v in t_grid]
     dev = resolve_device(device)
     fld, sc = mdl.field.to(dev), score.to(dev)
     try:
         for c, s in enumerate(range(0, len(x0), batch_size)):
             xb = torch.from_numpy(np.ascontiguousarray(x0[s : s + batch_size],
                                                        dtype=np.float32)).to(dev)
-            x, lm = integrate_sde(fld, sc, xb, list(map(float, t_grid)), sigma=sigma,
-                                  n_steps=n_steps, max_step=step, seed=seed * 100_003 + c)
-            xs.append(x.cpu().numpy())
-            lms.append(lm.cpu().numpy())
+            lm = torch.zeros(len(xb), dtype=xb.dtype, device=dev)
+            x_out, lm_out = [xb], [lm]
+            for k, (a, b) in enumerate(zip(grid[:-1], grid[1:])):
+                steps = max(int(n_steps), _drift_steps(fld, sc, sigma, xb, a, b, floor))
+                x, lm_k = integrate_sde(fld, sc, xb, [a, b], sigma=sigma, log_mass0=lm,
+                                        n_steps=steps, max_step=step,
+                                        seed=seed * 100_003 + c * 1_009 + k)
+                xb, lm = x[-1], lm_k[-1]
+                x_out.append(xb)
+                lm_out.append(lm)
+            xs.append(torch.stack(x_out).cpu().numpy())
+            lms.append(torch.stack(lm_out).cpu().numpy())
     finally:
         mdl.field.cpu()
         score.cpu()
