@@ -41,7 +41,7 @@ import vgfm
 from vgfm._core.metrics import energy_distance, energy_distance_floor, variance_ratio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import validity  # noqa: E402  (benchmarks/validity.py: data folder and dataset loader)
+import validity  # benchmarks/validity.py: data folder and dataset loader
 
 BRANCH = "branch"
 
