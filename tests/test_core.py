@@ -641,7 +641,7 @@ class TestTrain:
                    for c in r.couplings)
 
     def test_time_free_growth_is_the_same_rate_at_every_time(self):
-        cfg = TrainConfig(growth_time=False, **TINY)
+        cfg = TrainConfig(growth_form="x", **TINY)
         r = train(_snapshots(), [0.0, 1.0, 3.0], config=cfg, seed=0)
         x = torch.randn(20, 2, generator=torch.Generator().manual_seed(1))
         g = [r.field(torch.full((20,), t), x)[1] for t in (0.0, 1.3, 3.0)]
@@ -656,6 +656,19 @@ class TestTrain:
         r2 = train(_snapshots(), [0.0, 1.0, 3.0], config=TrainConfig(**TINY), seed=0)
         assert not torch.allclose(r2.field(torch.zeros(20), x)[1],
                                   r2.field(torch.full((20,), 3.0), x)[1])
+
+    def test_additive_growth_differences_do_not_depend_on_time(self):
+        cfg = TrainConfig(growth_form="x+t", **TINY)
+        r = train(_snapshots(), [0.0, 1.0, 3.0], config=cfg, seed=0)
+        x = torch.randn(20, 2, generator=torch.Generator().manual_seed(1))
+        g = [r.field(torch.full((20,), t), x)[1][:, 0] for t in (0.0, 1.3, 3.0)]
+        # g(x) + c(t): the rates move together, differences between cells are the same
+        for gt in g[1:]:
+            torch.testing.assert_close(gt - gt[0], g[0] - g[0][0], rtol=0, atol=1e-5)
+        assert not torch.allclose(g[0], g[2])  # the shared rate c(t) does change
+        n_growth = sum(p.numel() for p in r.field.growth_parameters())
+        assert n_growth == sum(p.numel() for p in r.field.growth_net.parameters()) + sum(
+            p.numel() for p in r.field.growth_offset.parameters())
 
     def test_input_validation(self):
         cfg = TrainConfig(**TINY)
@@ -683,8 +696,8 @@ class TestTrainConfig:
                     TrainConfig(**{name: bad})
         with pytest.raises(ValueError, match="val_fraction"):
             TrainConfig(val_fraction=0.5)
-        with pytest.raises(TypeError, match="growth_time"):
-            TrainConfig(growth_time="no")
+        with pytest.raises(ValueError, match="growth_form"):
+            TrainConfig(growth_form="t")
 
     def test_round_trip(self):
         cfg = TrainConfig(reg=0.02, hidden=8, method="otcfm")

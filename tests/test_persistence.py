@@ -113,17 +113,18 @@ def test_save_load_round_trip(fitted, tmp_path):
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left
 
 
-def test_save_load_round_trip_time_free_growth(tmp_path):
-    """A model whose growth network takes only x (growth_time=False) loads as such."""
+@pytest.mark.parametrize("form", ["x", "x+t"])
+def test_save_load_round_trip_growth_form(tmp_path, form):
+    """A model whose growth takes only x, or x plus a shared c(t), loads as such."""
     adata = pca_data()
-    cfg = TrainConfig(**{**TINY.to_dict(), "growth_time": False})
+    cfg = TrainConfig(**{**TINY.to_dict(), "growth_form": form})
     x, t = adata.obsm["X_pca"], adata.obs["time"].to_numpy()
     model = VGFM.fit([x[t == v] for v in TIMES], TIMES, config=cfg, seed=0,
                      info={"use_rep": "X_pca", "time_key": "time"}, loadings=adata.varm["PCs"])
     path = tmp_path / "m.pt"
     model.save(path)
     back = VGFM.load(path, adata)
-    assert back.field.growth_time is False and back.config.growth_time is False
+    assert back.field.growth_form == form and back.config.growth_form == form
     for a, b in zip(predictions(model, adata), predictions(back, adata)):
         np.testing.assert_array_equal(a, b)
 

@@ -354,9 +354,7 @@ class VGFM:
                 dim, center=torch.zeros(dim), scale=1.0, t_start=0.0, t_span=1.0,
                 hidden=cfg.hidden, n_layers=cfg.n_layers,
                 growth=any(k.startswith("growth_net.") for k in state),
-                # a growth network that takes only x has `dim` inputs (older files: dim + 1)
-                growth_time=int(state.get("growth_net.0.weight", torch.zeros(1, dim + 1)).shape[1])
-                != dim,
+                growth_form=_growth_form(state, dim),
             )
             fld.load_state_dict(state)
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
@@ -786,6 +784,14 @@ def atomic_write(path: str | Path, write: Callable[[Any], Any], *,
         if tmp.exists():
             tmp.unlink()
     return target
+
+
+def _growth_form(state: dict[str, torch.Tensor], dim: int) -> str:
+    """The growth form of a saved field, read from its tensors (older files: ``"xt"``)."""
+    if any(k.startswith("growth_offset.") for k in state):
+        return "x+t"
+    weight = state.get("growth_net.0.weight")
+    return "x" if weight is not None and int(weight.shape[1]) == dim else "xt"
 
 
 def _check_version(version: Any, source: str) -> int:

@@ -17,13 +17,19 @@ def mlp(d_in: int, d_out: int, hidden: int, n_layers: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+#: ``"xt"``: ``g(x, t)``; ``"x+t"``: ``g(x) + c(t)``; ``"x"``: ``g(x)``.
+GROWTH_FORMS = ("xt", "x+t", "x")
+
+
 class VelocityGrowthField(nn.Module):
     """Joint field ``(v(x, t), g(x, t))`` in the user's units.
 
     Inputs are standardised internally, ``x~ = (x - center) / scale`` and
     ``t~ = (t - t_start) / t_span``; the velocity network predicts in standardised units, so
     ``v = v~ * scale / t_span`` and ``g = g~ / t_span``.  ``growth=False`` (the OT-CFM
-    baseline) makes ``g`` identically zero.
+    baseline) makes ``g`` identically zero.  ``growth_form`` sets what the growth rate may
+    depend on: ``"xt"`` the state and time, ``"x+t"`` a state-dependent rate plus one rate
+    shared by all cells at each time, ``"x"`` the state only.
 
     Examples
     --------
@@ -45,19 +51,29 @@ class VelocityGrowthField(nn.Module):
         hidden: int = 64,
         n_layers: int = 3,
         growth: bool = True,
-        growth_time: bool = True,
+        growth_form: str = "xt",
     ):
         super().__init__()
         self.dim = dim
         self.growth = growth
         self.velocity_net = mlp(dim + 1, dim, hidden, n_layers)
-        self.growth_time = bool(growth_time)
-        g_in = dim + 1 if self.growth_time else dim
+        if growth_form not in GROWTH_FORMS:
+            raise ValueError(f"growth_form must be one of {GROWTH_FORMS}, got {growth_form!r}")
+        self.growth_form = growth_form
+        g_in = dim + 1 if growth_form == "xt" else dim
         self.growth_net = mlp(g_in, 1, hidden, n_layers) if growth else None
+        # "x+t": a rate common to all cells at time t, added to the state-dependent g(x)
+        self.growth_offset = (mlp(1, 1, max(4, hidden // 4), 2)
+                              if growth and growth_form == "x+t" else None)
         self.register_buffer("center", center.detach().clone().float().reshape(dim))
         self.register_buffer("scale", torch.tensor(float(scale)))
         self.register_buffer("t_start", torch.tensor(float(t_start)))
         self.register_buffer("t_span", torch.tensor(float(t_span)))
+
+    def growth_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the growth part (empty without growth)."""
+        mods = [m for m in (self.growth_net, self.growth_offset) if m is not None]
+        return [p for m in mods for p in m.parameters()]
 
     def _inputs(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
@@ -73,5 +89,11 @@ class VelocityGrowthField(nn.Module):
         if self.growth_net is None:
             g = torch.zeros(len(x), 1, dtype=x.dtype, device=x.device)
         else:
-            g = self.growth_net(z if self.growth_time else z[:, : self.dim]) / self.t_span
+            if self.growth_form == "xt":
+                g = self.growth_net(z)
+            else:
+                g = self.growth_net(z[:, : self.dim])
+                if self.growth_offset is not None:
+                    g = g + self.growth_offset(z[:, self.dim :])
+            g = g / self.t_span
         return v, g

@@ -24,7 +24,7 @@ from .couplings import IntervalCoupling, couple_interval
 from .matcher import PairSampler, VelocityGrowthMatcher
 from .methods import get_method
 from .metrics import relative_mass_error, wasserstein1
-from .networks import VelocityGrowthField
+from .networks import GROWTH_FORMS, VelocityGrowthField
 from .ode import integrate
 from .sinkhorn import squared_distances
 
@@ -82,10 +82,12 @@ class TrainConfig:
         checkpoint scoring: ``"w1"`` (exact earth mover's distance) or ``"energy"`` (energy
         distance, whose minimiser is the observed law even for finite samples, so that it does
         not reward a rollout that shrinks each cluster towards its mean in high dimension).
-    growth_time
-        ``True``: the growth network sees ``(x, t)``; ``False``: growth is a function of the
-        cell state only, ``g(x)``, so one rate must explain every interval a state is seen in
-        (the edge effects of METHOD §8 change sign from interval to interval and partly cancel).
+    growth_form
+        What the growth rate depends on. ``"xt"``: state and time, ``g(x, t)``. ``"x+t"``:
+        ``g(x) + c(t)``, a state-dependent rate that is the same at every time plus one rate
+        shared by all cells at each time (the population may grow faster in one interval than
+        another, but *which* states grow faster is consistent over time, so the edge effects
+        of METHOD §8, which move with the population, partly cancel). ``"x"``: ``g(x)``.
     coupling_block, coupling_max_blocks
         Memory bound of the couplings: blocks of at most ``coupling_block`` cells a side, at
         most ``coupling_max_blocks`` blocks per interval.
@@ -115,7 +117,7 @@ class TrainConfig:
     ode_steps: int = 3
     stage2_loss: str = "w1"
     coupling_geometry: str = "euclidean"
-    growth_time: bool = True
+    growth_form: str = "xt"
     coupling_block: int = 2048
     coupling_max_blocks: int = 8
 
@@ -124,10 +126,9 @@ class TrainConfig:
         if self.coupling_geometry not in COUPLING_GEOMETRIES:
             raise ValueError(f"training option coupling_geometry must be one of "
                              f"{COUPLING_GEOMETRIES}, got {self.coupling_geometry!r}")
-        if not isinstance(self.growth_time, (bool, np.bool_)):
-            raise TypeError(f"training option growth_time must be True or False, got "
-                            f"{self.growth_time!r}")
-        self.growth_time = bool(self.growth_time)
+        if self.growth_form not in GROWTH_FORMS:
+            raise ValueError(f"training option growth_form must be one of {GROWTH_FORMS}, "
+                             f"got {self.growth_form!r}")
         if self.stage2_loss not in STAGE2_LOSSES:
             raise ValueError(f"training option stage2_loss must be one of {STAGE2_LOSSES}, "
                              f"got {self.stage2_loss!r}")
@@ -436,7 +437,7 @@ def train(
         torch.manual_seed(int(seed))
         fld = VelocityGrowthField(
             snaps_all[0].shape[1], center=center, scale=scale, t_start=times[0], t_span=t_span,
-            hidden=cfg.hidden, n_layers=cfg.n_layers, growth=growth, growth_time=cfg.growth_time,
+            hidden=cfg.hidden, n_layers=cfg.n_layers, growth=growth, growth_form=cfg.growth_form,
         ).to(dev)
 
     # ---- couplings -------------------------------------------------------------------------
@@ -499,7 +500,7 @@ def train(
     if cfg.stage2_steps > 0:
         groups = [{"params": fld.velocity_net.parameters(), "lr": cfg.stage2_lr}]
         if fld.growth_net is not None:
-            groups.append({"params": fld.growth_net.parameters(),
+            groups.append({"params": fld.growth_parameters(),
                            "lr": cfg.stage2_growth_lr or cfg.stage2_lr})
         opt2 = torch.optim.Adam(groups)
         log_rel = torch.log(torch.tensor(tr_rel, device=dev))
