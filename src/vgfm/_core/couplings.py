@@ -264,6 +264,8 @@ def couple_interval(
     elif geometry != "euclidean":
         raise ValueError(f"coupling_geometry must be 'euclidean' or 'affine', got {geometry!r}")
     motion = float(opts.get("reg_m_motion", 0.0) or 0.0)
+    if motion > 0 and not ("reg" in opts and "reg_m" in opts and math.isfinite(float(opts["reg_m"]))):
+        motion = 0.0  # balanced couplings (reg_m = inf) or a solver without these options
     scale = cost_scale(x0, x1, generator=generator)
     n_blocks = max(1, min(math.ceil(max(n0, n1) / max_block), max_blocks))
     if n_blocks == 1 and n0 <= max_block and n1 <= max_block:
