@@ -302,3 +302,17 @@ def test_stochastic_tools_on_shifted_data_match_the_original():
                                rtol=1e-4)
     np.testing.assert_allclose(b.obs["vgfm_growth_mean"], a.obs["vgfm_growth_mean"],
                                rtol=1e-4, atol=1e-6)
+
+
+def test_float32_data_far_from_0_are_reported(caplog):
+    """float32 data offset by 1e9 were rounded before vgfm saw them: said at fit and evaluate."""
+    a = make()
+    a.X = np.asarray(a.X, dtype=np.float32) + np.float32(SHIFT)  # every cell is now 1e9
+    with caplog.at_level("WARNING", logger="vgfm"):
+        fit(a)
+    assert "is float32 and lies far from 0" in caplog.text
+    assert "Store the representation as float64" in caplog.text
+    # no perfect score for a snapshot collapsed to one point: a clear error instead
+    with pytest.raises(ValueError, match=r"cells at time '0.5' coincide in 'X' \(dtype float32\)"
+                                         r".*store the representation as float64"):
+        vgfm.tl.evaluate(a)

@@ -25,7 +25,7 @@ from vgfm._core.train import TrainConfig, resolve_device, train
 from vgfm._data import keys
 from vgfm._data._containers import resolve_container
 from vgfm._data._record import read_record
-from vgfm._data._representation import frame_origin, to_frame
+from vgfm._data._representation import float32_precision_warning, frame_origin, to_frame
 from vgfm._data._times import time_origin
 
 logger = logging.getLogger("vgfm")
@@ -406,6 +406,10 @@ class VGFM:
         # large offsets are removed in float64 before anything is cast to float32
         widths = {a.shape[1] if a.ndim == 2 else -1 for a in arrays}
         origin = frame_origin(arrays) if len(widths) == 1 and -1 not in widths else None
+        lost = None if origin is None else float32_precision_warning(
+            arrays, f"the representation {(info or {}).get('use_rep', '')!s}".rstrip())
+        if lost:
+            logger.warning("%s", lost)
         t_origin = time_origin(tvals) if all(map(math.isfinite, tvals)) else 0.0
         if origin is not None and np.any(origin):
             logger.info("the representation lies far from 0 (centre up to %.3g): it is "

@@ -15,7 +15,10 @@ from vgfm._data._keys import basis_key
 __all__ = [
     "MAX_DENSIFY_ENTRIES",
     "MAX_DENSIFY_FEATURES",
+    "FLOAT32_RESOLUTION_WARN",
     "RECENTRE_RATIO",
+    "centre_and_scale",
+    "float32_precision_warning",
     "frame_origin",
     "get_embedding",
     "get_representation",
@@ -76,17 +79,62 @@ def frame_origin(arrays: Sequence[np.ndarray]) -> np.ndarray:
     >>> frame_origin([x]).tolist(), frame_origin([x + 1e9]).tolist()
     ([0.0, 0.0], [1000000001.0, 1000000002.0])
     """
-    arrays = [np.asarray(a) for a in arrays]
-    arrays = [a for a in arrays if a.ndim == 2 and len(a)]
-    if not arrays:
-        return np.zeros(0)
-    n = sum(len(a) for a in arrays)
-    mean = sum(a.sum(axis=0, dtype=np.float64) for a in arrays) / n
-    sq = sum(np.square(a - mean, dtype=np.float64).sum(axis=0) for a in arrays) / n
-    scale = float(np.sqrt(sq.mean()))
+    mean, scale = centre_and_scale(arrays)
     if np.all(np.abs(mean) <= RECENTRE_RATIO * scale):
         return np.zeros(len(mean))
     return mean
+
+
+def centre_and_scale(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, float]:
+    """Per-column mean and scale (root mean per-column variance) of all rows, in float64.
+
+    Examples
+    --------
+    >>> centre_and_scale([np.array([[0.0, 0.0], [2.0, 2.0]])])
+    (array([1., 1.]), 1.0)
+    """
+    arrays = [np.asarray(a) for a in arrays]
+    arrays = [a for a in arrays if a.ndim == 2 and len(a)]
+    if not arrays:
+        return np.zeros(0), 0.0
+    n = sum(len(a) for a in arrays)
+    mean = sum(a.sum(axis=0, dtype=np.float64) for a in arrays) / n
+    sq = sum(np.square(a - mean, dtype=np.float64).sum(axis=0) for a in arrays) / n
+    return mean, float(np.sqrt(sq.mean()))
+
+
+#: Relative float32 resolution (spacing of float32 numbers at the data's distance from 0, in
+#: units of the data's spread) above which a float32 representation is reported as degraded.
+FLOAT32_RESOLUTION_WARN = 1e-3
+
+
+def float32_precision_warning(arrays: Sequence[np.ndarray], field_name: str) -> str | None:
+    """A warning when a float32 representation lies so far from 0 that float32 has already
+    rounded away its spread (nothing downstream can recover it), else ``None``.
+
+    Examples
+    --------
+    >>> x = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
+    >>> float32_precision_warning([x], "X") is None
+    True
+    >>> float32_precision_warning([x + np.float32(1e9)], "X")[:40]
+    'X is float32 and lies far from 0 (centre'
+    """
+    if not any(np.asarray(a).dtype == np.float32 for a in arrays):
+        return None
+    mean, scale = centre_and_scale(arrays)
+    if not len(mean):
+        return None
+    spacing = float(np.spacing(np.float32(np.abs(mean).max())))
+    if spacing <= FLOAT32_RESOLUTION_WARN * scale:
+        return None
+    return (
+        f"{field_name} is float32 and lies far from 0 (centre up to {np.abs(mean).max():.3g}, "
+        f"spread {scale:.3g}): float32 numbers there are {spacing:.3g} apart, so the data "
+        "were already rounded before vgfm read them (cells may coincide, distances such as "
+        "W1 are unreliable). Store the representation as float64, or subtract its mean, "
+        "before fitting."
+    )
 
 
 def to_frame(x: np.ndarray, origin: np.ndarray | None, dtype: type = np.float32) -> np.ndarray:

@@ -683,6 +683,15 @@ def evaluate(
     rel = record.relative_size
     held = (np.zeros(len(times), dtype=bool) if record.held_out is None
             else np.asarray(record.held_out, dtype=bool))
+    for k in range(1, len(times)):
+        obs = x[at_time(cell_t, times[k], times)]
+        if len(obs) > 1 and not np.ptp(obs, axis=0).any():
+            raise ValueError(
+                f"evaluate: all {len(obs)} observed cells at time {record.time_labels[k]!r} "
+                f"coincide in {mdl.use_rep!r} (dtype {x.dtype}), so W1 would be 0 there "
+                "without measuring anything. Float32 data far from 0 are rounded to one "
+                "point: store the representation as float64 (or subtract its mean) and refit."
+            )
     start = np.flatnonzero(at_time(cell_t, times[0], times))
     if max_start_cells is not None and len(start) > max_start_cells:
         start = np.sort(np.random.default_rng(0).choice(start, max_start_cells, replace=False))
