@@ -406,8 +406,9 @@ class VGFM:
         # large offsets are removed in float64 before anything is cast to float32
         widths = {a.shape[1] if a.ndim == 2 else -1 for a in arrays}
         origin = frame_origin(arrays) if len(widths) == 1 and -1 not in widths else None
-        lost = None if origin is None else float32_precision_warning(
-            arrays, f"the representation {(info or {}).get('use_rep', '')!s}".rstrip())
+        lost = None if origin is None or not np.any(origin) else float32_precision_warning(
+            arrays, f"the representation {(info or {}).get('use_rep', '')!r}"
+            if (info or {}).get("use_rep") else "the representation")
         if lost:
             logger.warning("%s", lost)
         t_origin = time_origin(tvals) if all(map(math.isfinite, tvals)) else 0.0

@@ -251,7 +251,8 @@ def fit(
     with torch_threads(n_threads):
         model = VGFM.fit(snapshots, mapping.values, population_size=sizes, holdout=hold,
                          config=cfg, seed=seed, device=device, progress=show_progress,
-                         source_prior=prior, loadings=loadings, feature_names=feature_names)
+                         source_prior=prior, loadings=loadings, feature_names=feature_names,
+                         info={"use_rep": use_rep})
 
     record = FitRecord(
         use_rep=use_rep, time_key=time_key, time=mapping, method=method, dim=int(x.shape[1]),
