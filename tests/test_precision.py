@@ -316,3 +316,14 @@ def test_float32_data_far_from_0_are_reported(caplog):
     with pytest.raises(ValueError, match=r"cells at time '0.5' coincide in 'X' \(dtype float32\)"
                                          r".*store the representation as float64"):
         vgfm.tl.evaluate(a)
+
+
+def test_array_api_labels_stay_distinct_far_from_0():
+    rng = np.random.default_rng(0)
+    times = [T_SHIFT, T_SHIFT + 0.5, T_SHIFT + 1.0]
+    snaps = [rng.normal(size=(30, 2)) + k for k in range(3)]
+    model = VGFM.fit(snaps, times, config=TrainConfig(stage1_steps=5, stage2_steps=0, hidden=8))
+    assert model.info["time_labels"] == ["100000000", "100000000.5", "100000001"]
+    assert model.t_origin == T_SHIFT
+    v, _ = model.predict(snaps[1], T_SHIFT + 0.5)
+    assert np.isfinite(v).all()

@@ -24,6 +24,7 @@ from vgfm._core.ode import integrate
 from vgfm._core.train import TrainConfig, resolve_device, train
 from vgfm._data import keys
 from vgfm._data._containers import resolve_container
+from vgfm._data._format import format_number
 from vgfm._data._record import read_record
 from vgfm._data._representation import float32_precision_warning, frame_origin, to_frame
 from vgfm._data._times import time_origin
@@ -431,7 +432,7 @@ class VGFM:
             "dim": int(arrays[0].shape[1]),
             "time_key": "",
             "times": tvals,
-            "time_labels": [f"{t:g}" for t in tvals],
+            "time_labels": [format_number(t) for t in tvals],  # distinct, also far from 0
             "relative_size": (sizes / sizes[0]).tolist(),
             "n_cells": counts.tolist(),
             "held_out": [k == holdout for k in range(len(tvals))],
