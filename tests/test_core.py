@@ -148,6 +148,53 @@ class TestSemiRelaxedSinkhorn:
         np.testing.assert_allclose(plan, ref, rtol=1e-4, atol=1e-9)
         np.testing.assert_allclose(plan.sum(1), ref.sum(1), rtol=1e-4)
 
+    def test_per_row_reg_m_equal_rows_match_scalar(self):
+        cost, a, b = _random_problem(r0=1.0, r1=1.6)
+        plan = semi_relaxed_sinkhorn(*_t(cost, a, b), 0.05, 0.5)
+        rows = semi_relaxed_sinkhorn(*_t(cost, a, b), 0.05, torch.full((len(a),), 0.5))
+        torch.testing.assert_close(rows, plan, rtol=1e-12, atol=1e-15)
+
+    def test_per_row_reg_m_minimises_the_primal(self):
+        # independent computation: minimise the primal objective directly over plans whose
+        # columns sum to b (P = b_j * softmax_i(theta_ij)), with L-BFGS in float64
+        cost, a, b = _random_problem(n=6, m=7, r0=1.0, r1=1.5, seed=4)
+        c, a_t, b_t = _t(cost, a, b)
+        lam = torch.tensor([0.1, 0.3, 1.0, 3.0, 10.0, 0.5], dtype=torch.float64)
+        eps = 0.1
+        plan = semi_relaxed_sinkhorn(c, a_t, b_t, eps, lam, max_iter=20_000, tol=1e-12)
+
+        def objective(p):
+            w = p.sum(1)
+            kl_p = (p * torch.log(p / (a_t[:, None] * b_t[None, :])) - p).sum()
+            kl_w = (lam * (w * torch.log(w / a_t) - w + a_t)).sum()
+            return (c * p).sum() + eps * kl_p + kl_w
+
+        theta = torch.zeros_like(c, requires_grad=True)
+        opt = torch.optim.LBFGS([theta], lr=1, max_iter=500, tolerance_grad=1e-13,
+                                tolerance_change=1e-15, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = objective(b_t[None, :] * torch.softmax(theta, 0))
+            loss.backward()
+            return loss
+
+        for _ in range(5):
+            opt.step(closure)
+        ref = (b_t[None, :] * torch.softmax(theta, 0)).detach()
+        assert float(objective(plan)) <= float(objective(ref)) + 1e-10
+        torch.testing.assert_close(plan.sum(1), ref.sum(1), rtol=1e-5, atol=1e-9)
+        # the stiffest row (lam = 10) stays closest to its own mass a_i
+        dev = np.abs(np.log((plan.sum(1) / a_t).numpy()))
+        assert dev[4] == dev.min() and dev[4] < 0.05
+
+    def test_per_row_reg_m_rejects_bad_rows(self):
+        cost, a, b = _random_problem()
+        with pytest.raises(ValueError, match="per-row reg_m"):
+            semi_relaxed_sinkhorn(*_t(cost, a, b), 0.05, torch.zeros(len(a)))
+        with pytest.raises(ValueError, match="per-row reg_m"):
+            semi_relaxed_sinkhorn(*_t(cost, a, b), 0.05, torch.ones(len(a) + 1))
+
     def test_balanced_rows_equal_a(self):
         cost, a, _ = _random_problem(n=30, m=40)
         b = np.full(40, 1.0 / 40)
@@ -246,6 +293,33 @@ class TestCoupleInterval:
         plan = c.plans[0].numpy()
         assert plan[:100, 200:].sum() < 1e-6 * plan.sum()
         assert plan[100:, :200].sum() < 1e-6 * plan.sum()
+
+    def test_motion_stiffness_separates_moving_cloud_from_growing_cluster(self):
+        # a cloud that moves by 1.5 without growing, and a cluster far away that doubles in
+        # place; equal counts per cell, population sizes 1 -> 1.25 (the cluster's doubling)
+        rng = np.random.default_rng(0)
+        moving0 = rng.normal(size=(300, 2)) * 0.4
+        moving1 = rng.normal(size=(300, 2)) * 0.4 + [1.5, 0.0]
+        still0 = rng.normal(size=(100, 2)) * 0.3 + [0.0, 6.0]
+        still1 = rng.normal(size=(200, 2)) * 0.3 + [0.0, 6.0]
+        x0 = torch.tensor(np.vstack([moving0, still0]))
+        x1 = torch.tensor(np.vstack([moving1, still1]))
+        out = {}
+        for stiff in (0.0, 10.0):
+            c = couple_interval(x0, x1, mass0=1.0, mass1=1.25, dt=1.0,
+                                options={"reg": 0.01, "reg_m": 0.5, "reg_m_motion": stiff},
+                                max_block=2048, max_blocks=1)
+            g = np.empty(400)
+            g[c.source[0].numpy()] = c.growth[0].numpy()
+            out[stiff] = g
+        g0, g1 = out[0.0], out[10.0]
+        # in place: the cluster doubled (ln 2) and the cloud did not grow
+        assert g1[300:].mean() == pytest.approx(math.log(2), abs=0.1)
+        assert abs(g1[:300].mean()) < 0.05
+        # the leading-edge "growth" of the moving cloud shrinks several-fold
+        assert g1[:300].std() < g0[:300].std() / 3
+        edge0 = np.corrcoef(moving0[:, 0], g0[:300])[0, 1]
+        assert edge0 > 0.8  # plain semi-relaxed OT grows the leading edge (METHOD §8)
 
     def test_blocked_coupling_matches_full_plan(self):
         x0, x1, is_a = _two_clusters()
@@ -566,6 +640,23 @@ class TestTrain:
         assert all(float(c.row_ratio().double().mean()) == pytest.approx(1.0, abs=1e-4)
                    for c in r.couplings)
 
+    def test_time_free_growth_is_the_same_rate_at_every_time(self):
+        cfg = TrainConfig(growth_time=False, **TINY)
+        r = train(_snapshots(), [0.0, 1.0, 3.0], config=cfg, seed=0)
+        x = torch.randn(20, 2, generator=torch.Generator().manual_seed(1))
+        g = [r.field(torch.full((20,), t), x)[1] for t in (0.0, 1.3, 3.0)]
+        assert not torch.allclose(g[0], torch.zeros_like(g[0]))  # it learned some growth
+        torch.testing.assert_close(g[0], g[1], rtol=0, atol=0)
+        torch.testing.assert_close(g[0], g[2], rtol=0, atol=0)
+        # the growth network has d inputs; the velocity still depends on time
+        assert r.field.growth_net[0].in_features == 2
+        v0, v3 = r.field(torch.zeros(20), x)[0], r.field(torch.full((20,), 3.0), x)[0]
+        assert not torch.allclose(v0, v3)
+        # with time as an input the rates differ between times
+        r2 = train(_snapshots(), [0.0, 1.0, 3.0], config=TrainConfig(**TINY), seed=0)
+        assert not torch.allclose(r2.field(torch.zeros(20), x)[1],
+                                  r2.field(torch.full((20,), 3.0), x)[1])
+
     def test_input_validation(self):
         cfg = TrainConfig(**TINY)
         with pytest.raises(ValueError, match="increasing"):
@@ -592,6 +683,8 @@ class TestTrainConfig:
                     TrainConfig(**{name: bad})
         with pytest.raises(ValueError, match="val_fraction"):
             TrainConfig(val_fraction=0.5)
+        with pytest.raises(TypeError, match="growth_time"):
+            TrainConfig(growth_time="no")
 
     def test_round_trip(self):
         cfg = TrainConfig(reg=0.02, hidden=8, method="otcfm")

@@ -113,6 +113,21 @@ def test_save_load_round_trip(fitted, tmp_path):
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left
 
 
+def test_save_load_round_trip_time_free_growth(tmp_path):
+    """A model whose growth network takes only x (growth_time=False) loads as such."""
+    adata = pca_data()
+    cfg = TrainConfig(**{**TINY.to_dict(), "growth_time": False})
+    x, t = adata.obsm["X_pca"], adata.obs["time"].to_numpy()
+    model = VGFM.fit([x[t == v] for v in TIMES], TIMES, config=cfg, seed=0,
+                     info={"use_rep": "X_pca", "time_key": "time"}, loadings=adata.varm["PCs"])
+    path = tmp_path / "m.pt"
+    model.save(path)
+    back = VGFM.load(path, adata)
+    assert back.field.growth_time is False and back.config.growth_time is False
+    for a, b in zip(predictions(model, adata), predictions(back, adata)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_save_refuses_existing_file(fitted, tmp_path):
     _, model = fitted
     path = tmp_path / "m.pt"

@@ -499,6 +499,9 @@ class VGFM:
                 dim, center=torch.zeros(dim), scale=1.0, t_start=0.0, t_span=1.0,
                 hidden=cfg.hidden, n_layers=cfg.n_layers,
                 growth=any(k.startswith("growth_net.") for k in state),
+                # a growth network that takes only x has `dim` inputs (older files: dim + 1)
+                growth_time=int(state.get("growth_net.0.weight", torch.zeros(1, dim + 1)).shape[1])
+                != dim,
             )
             fld.load_state_dict(state)
             origin, t_origin = _read_frame(d.get("frame"), dim)

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from .sinkhorn import squared_distances
+from .sinkhorn import semi_relaxed_sinkhorn, squared_distances
 from .solvers import get_solver
 
 logger = logging.getLogger("vgfm")
@@ -35,6 +35,7 @@ __all__ = [
     "affine_align",
     "cost_scale",
     "couple_interval",
+    "motion_reg_m",
 ]
 
 
@@ -151,6 +152,44 @@ def affine_align(x0: torch.Tensor, x1: torch.Tensor, *, rank: int = 10,
     return out
 
 
+def motion_reg_m(x0: torch.Tensor, x1: torch.Tensor, cost: torch.Tensor, a: torch.Tensor,
+                 b: torch.Tensor, *, reg: float, reg_m: float, stiffness: float) -> torch.Tensor:
+    """Per-source-cell KL weight: stiff where the cell has to move, soft where it stays.
+
+    Semi-relaxed OT reads motion as growth: when a cloud moves or spreads, the cells at its
+    leading edge or rim are closer to the target and the plan gives them more mass (METHOD §8).
+    That false growth is proportional to how far cells travel, whereas a population that
+    gains or loses cells *in place* (a stationary cluster that proliferates) needs no
+    transport at all.  So each source cell ``i`` gets the weight
+
+        ``reg_m_i = reg_m * (1 + stiffness * d_i**2 / mean(d**2))``
+
+    where ``d_i`` is the distance from ``x0[i]`` to its barycentric image under the
+    *balanced* entropic plan (same cost and ``reg``, source mass rescaled to the target's
+    total).  Cells that must travel far keep their mass unless the data strongly demand
+    otherwise; cells that stay put can grow or shrink as freely as ``reg_m`` allows.  With
+    ``stiffness=0`` every cell gets ``reg_m``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from vgfm._core.sinkhorn import squared_distances
+    >>> x0 = torch.tensor([[0.0], [0.1], [5.0]], dtype=torch.float64)
+    >>> x1 = torch.tensor([[0.0], [0.1], [0.05]], dtype=torch.float64)
+    >>> c = squared_distances(x0, x1); c = c / c.mean()
+    >>> a = torch.full((3,), 1 / 3, dtype=torch.float64)
+    >>> lam = motion_reg_m(x0, x1, c, a, a, reg=0.01, reg_m=0.5, stiffness=10.0)
+    >>> bool(lam[2] > 10 * lam[0])  # the cell that must travel is much stiffer
+    True
+    """
+    if stiffness <= 0:
+        return torch.full_like(a, reg_m)
+    balanced = semi_relaxed_sinkhorn(cost, a * (b.sum() / a.sum()), b, reg, math.inf)
+    image = (balanced @ x1.to(balanced.dtype)) / balanced.sum(1, keepdim=True).clamp_min(1e-300)
+    d2 = ((image - x0.to(balanced.dtype)) ** 2).sum(1)
+    return reg_m * (1.0 + stiffness * d2 / d2.mean().clamp_min(1e-300))
+
+
 def couple_interval(
     x0: torch.Tensor,
     x1: torch.Tensor,
@@ -224,6 +263,7 @@ def couple_interval(
         x1 = affine_align(x0, x1, generator=generator).to(x1.dtype)
     elif geometry != "euclidean":
         raise ValueError(f"coupling_geometry must be 'euclidean' or 'affine', got {geometry!r}")
+    motion = float(opts.get("reg_m_motion", 0.0) or 0.0)
     scale = cost_scale(x0, x1, generator=generator)
     n_blocks = max(1, min(math.ceil(max(n0, n1) / max_block), max_blocks))
     if n_blocks == 1 and n0 <= max_block and n1 <= max_block:
@@ -250,7 +290,12 @@ def couple_interval(
         if source_prior is not None:
             p = source_prior[s_idx].to(x0.device)
             a_ref = a * p / p.mean()
-        plan = fn(c, a_ref, b, opts)
+        block_opts = opts
+        if motion > 0:
+            block_opts = {**opts, "reg_m_rows": motion_reg_m(
+                xs.double(), xt.double(), c, a_ref, b, reg=float(opts["reg"]),
+                reg_m=float(opts["reg_m"]), stiffness=motion)}
+        plan = fn(c, a_ref, b, block_opts)
         w = plan.sum(1)
         sources.append(s_dev)
         targets.append(t_dev)

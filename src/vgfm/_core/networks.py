@@ -45,12 +45,15 @@ class VelocityGrowthField(nn.Module):
         hidden: int = 64,
         n_layers: int = 3,
         growth: bool = True,
+        growth_time: bool = True,
     ):
         super().__init__()
         self.dim = dim
         self.growth = growth
         self.velocity_net = mlp(dim + 1, dim, hidden, n_layers)
-        self.growth_net = mlp(dim + 1, 1, hidden, n_layers) if growth else None
+        self.growth_time = bool(growth_time)
+        g_in = dim + 1 if self.growth_time else dim
+        self.growth_net = mlp(g_in, 1, hidden, n_layers) if growth else None
         self.register_buffer("center", center.detach().clone().float().reshape(dim))
         self.register_buffer("scale", torch.tensor(float(scale)))
         self.register_buffer("t_start", torch.tensor(float(t_start)))
@@ -70,5 +73,5 @@ class VelocityGrowthField(nn.Module):
         if self.growth_net is None:
             g = torch.zeros(len(x), 1, dtype=x.dtype, device=x.device)
         else:
-            g = self.growth_net(z) / self.t_span
+            g = self.growth_net(z if self.growth_time else z[:, : self.dim]) / self.t_span
         return v, g

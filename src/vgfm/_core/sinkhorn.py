@@ -58,7 +58,7 @@ def semi_relaxed_sinkhorn(
     a: torch.Tensor,
     b: torch.Tensor,
     reg: float,
-    reg_m: float,
+    reg_m: float | torch.Tensor,
     *,
     max_iter: int = 2000,
     tol: float = 1e-5,
@@ -80,7 +80,8 @@ def semi_relaxed_sinkhorn(
         Entropic regularisation ``eps`` (> 0).
     reg_m
         KL weight ``lam`` of the relaxed source marginal; ``math.inf`` gives balanced OT
-        (then ``a.sum()`` must equal ``b.sum()``).
+        (then ``a.sum()`` must equal ``b.sum()``).  A tensor of shape ``(n,)`` gives each
+        source row its own weight (the KL term becomes ``sum_i lam_i KL_i``).
     max_iter, tol
         Iteration cap and tolerance on the change of the dual potentials (in units of ``eps``).
 
@@ -98,9 +99,19 @@ def semi_relaxed_sinkhorn(
     """
     if reg <= 0:
         raise ValueError(f"reg must be > 0, got {reg}")
-    if reg_m <= 0:
-        raise ValueError(f"reg_m must be > 0, got {reg_m}")
-    fi = 1.0 if math.isinf(reg_m) else reg_m / (reg_m + reg)
+    if torch.is_tensor(reg_m) and reg_m.dim() > 0:
+        reg_m = reg_m.to(a)
+        if reg_m.shape != a.shape or not bool((reg_m > 0).all()) or not bool(
+                torch.isfinite(reg_m).all()):
+            raise ValueError(
+                f"per-row reg_m must hold {len(a)} positive finite values, got shape "
+                f"{tuple(reg_m.shape)}")
+        fi = reg_m / (reg_m + reg)
+    else:
+        reg_m = float(reg_m)
+        if reg_m <= 0:
+            raise ValueError(f"reg_m must be > 0, got {reg_m}")
+        fi = 1.0 if math.isinf(reg_m) else reg_m / (reg_m + reg)
     log_a = a.log()
     log_b = b.log()
     f = torch.zeros_like(a)

@@ -95,7 +95,9 @@ def get_solver(name: str) -> CouplingSolver:
 
 def _semi_relaxed(cost: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
                   options: Mapping[str, Any]) -> torch.Tensor:
-    return semi_relaxed_sinkhorn(cost, a, b, float(options["reg"]), float(options["reg_m"]))
+    rows = options.get("reg_m_rows")  # per-source-row weights from couple_interval, if any
+    reg_m = rows if rows is not None else float(options["reg_m"])
+    return semi_relaxed_sinkhorn(cost, a, b, float(options["reg"]), reg_m)
 
 
 def _exact(cost: torch.Tensor, a: torch.Tensor, b: torch.Tensor,

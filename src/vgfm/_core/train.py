@@ -45,6 +45,11 @@ class TrainConfig:
         Entropic regularisation of the couplings, relative to the mean squared distance.
     reg_m
         KL weight of the relaxed source marginal (smaller: growth follows the data more freely).
+    reg_m_motion
+        Stiffening of the relaxed marginal with motion: source cell ``i`` gets the KL weight
+        ``reg_m * (1 + reg_m_motion * d_i^2 / mean(d^2))``, ``d_i`` its displacement under the
+        balanced plan (:func:`vgfm._core.couplings.motion_reg_m`), so moving clouds are not
+        read as growth while populations that change in place still are; ``0``: one weight.
     sigma
         Interpolant noise, relative to the data scale (root mean per-coordinate variance).
     hidden, n_layers
@@ -77,6 +82,10 @@ class TrainConfig:
         checkpoint scoring: ``"w1"`` (exact earth mover's distance) or ``"energy"`` (energy
         distance, whose minimiser is the observed law even for finite samples, so that it does
         not reward a rollout that shrinks each cluster towards its mean in high dimension).
+    growth_time
+        ``True``: the growth network sees ``(x, t)``; ``False``: growth is a function of the
+        cell state only, ``g(x)``, so one rate must explain every interval a state is seen in
+        (the edge effects of METHOD §8 change sign from interval to interval and partly cancel).
     coupling_block, coupling_max_blocks
         Memory bound of the couplings: blocks of at most ``coupling_block`` cells a side, at
         most ``coupling_max_blocks`` blocks per interval.
@@ -85,6 +94,7 @@ class TrainConfig:
     method: str = "vgfm"
     reg: float = 0.01
     reg_m: float = 0.5
+    reg_m_motion: float = 0.0
     sigma: float = 0.05
     hidden: int = 64
     n_layers: int = 3
@@ -105,6 +115,7 @@ class TrainConfig:
     ode_steps: int = 3
     stage2_loss: str = "w1"
     coupling_geometry: str = "euclidean"
+    growth_time: bool = True
     coupling_block: int = 2048
     coupling_max_blocks: int = 8
 
@@ -113,6 +124,10 @@ class TrainConfig:
         if self.coupling_geometry not in COUPLING_GEOMETRIES:
             raise ValueError(f"training option coupling_geometry must be one of "
                              f"{COUPLING_GEOMETRIES}, got {self.coupling_geometry!r}")
+        if not isinstance(self.growth_time, (bool, np.bool_)):
+            raise TypeError(f"training option growth_time must be True or False, got "
+                            f"{self.growth_time!r}")
+        self.growth_time = bool(self.growth_time)
         if self.stage2_loss not in STAGE2_LOSSES:
             raise ValueError(f"training option stage2_loss must be one of {STAGE2_LOSSES}, "
                              f"got {self.stage2_loss!r}")
@@ -152,7 +167,8 @@ _FIELD_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 
 # (name, type, lower bound, bound allowed) for every numeric option of TrainConfig
 _CONFIG_RULES: tuple[tuple[str, type, float, bool], ...] = (
-    ("reg", float, 0.0, False), ("reg_m", float, 0.0, False), ("sigma", float, 0.0, True),
+    ("reg", float, 0.0, False), ("reg_m", float, 0.0, False), ("reg_m_motion", float, 0.0, True),
+    ("sigma", float, 0.0, True),
     ("hidden", int, 1, True), ("n_layers", int, 1, True), ("stage1_steps", int, 0, True),
     ("batch_size", int, 1, True), ("lr", float, 0.0, False), ("stage2_steps", int, 0, True),
     ("stage2_lr", float, 0.0, False), ("stage2_growth_lr", float, 0.0, False),
@@ -420,7 +436,7 @@ def train(
         torch.manual_seed(int(seed))
         fld = VelocityGrowthField(
             snaps_all[0].shape[1], center=center, scale=scale, t_start=times[0], t_span=t_span,
-            hidden=cfg.hidden, n_layers=cfg.n_layers, growth=growth,
+            hidden=cfg.hidden, n_layers=cfg.n_layers, growth=growth, growth_time=cfg.growth_time,
         ).to(dev)
 
     # ---- couplings -------------------------------------------------------------------------
