@@ -400,11 +400,15 @@ def test_check_holdout_time(mapping3):
 # --------------------------------------------------------------------------------------------
 # representation
 # --------------------------------------------------------------------------------------------
-def test_get_representation_is_float32_copy(adata, adata_fingerprint, assert_same_adata):
+def test_get_representation_is_a_copy_in_source_precision(adata, adata_fingerprint,
+                                                          assert_same_adata):
     before = adata_fingerprint(adata)
     x = get_representation(adata, "X_pca")
-    assert x.dtype == np.float32 and x.flags["C_CONTIGUOUS"]
-    np.testing.assert_array_equal(x, adata.obsm["X_pca"].astype(np.float32))
+    # float64 sources stay float64 (precision far from 0, issue 12 item 11); float32 stays
+    expected = np.float32 if adata.obsm["X_pca"].dtype == np.float32 else np.float64
+    assert x.dtype == expected and x.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(x, adata.obsm["X_pca"])
+    assert get_representation(ad.AnnData(np.ones((2, 2), np.float32)), "X").dtype == np.float32
     x[:] = 123.0
     xx = get_representation(adata, "X")
     assert not np.shares_memory(xx, adata.X)
@@ -428,7 +432,7 @@ def test_get_representation_dataframe(adata):
     )
     x = get_representation(adata, "df")
     np.testing.assert_array_equal(x, np.stack([np.arange(8.0), -np.arange(8.0)], axis=1))
-    assert x.dtype == np.float32
+    assert x.dtype == np.float64  # float64 columns keep their precision
 
 
 def test_sparse_small_densified(adata):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import pickle
 import re
@@ -23,14 +24,22 @@ from vgfm._core.ode import integrate
 from vgfm._core.train import TrainConfig, resolve_device, train
 from vgfm._data import keys
 from vgfm._data._containers import resolve_container
+from vgfm._data._format import format_number
 from vgfm._data._record import read_record
+from vgfm._data._representation import float32_precision_warning, frame_origin, to_frame
+from vgfm._data._times import time_origin
 
 logger = logging.getLogger("vgfm")
 
 #: Version of the model format written by :meth:`VGFM.save` and :meth:`VGFM.to_dict`.
 #: 1: config, info and weights; 2: adds the representation fingerprint, the training record
-#: and (in files) tensors only, read with ``weights_only=True``.
-FORMAT_VERSION = 2
+#: and (in files) tensors only, read with ``weights_only=True``; 3: adds the coordinate
+#: ``frame`` (float64 offsets of the representation and of the times, see
+#: :attr:`VGFM.origin`). A model without offsets is written as version 2 (nothing in it needs
+#: version 3), so older vgfm versions still read it; one with offsets is refused by them
+#: rather than misread. Versions 1 and 2 load with zero offsets.
+FORMAT_VERSION = 3
+_FRAME_VERSION = 3
 _MAGIC = "vgfm.VGFM"
 
 
@@ -58,6 +67,14 @@ class VGFM:
     training
         Wall-clock seconds and the selected checkpoint of the training run
         (``seconds``, ``best_step``, ``seconds_couplings``, ...).
+    origin
+        ``(d,)`` float64 offset of the representation: the network sees ``x - origin``
+        (computed in float64, then cast to float32). Zeros (the default) for ordinary data;
+        :meth:`fit` sets it to the data's mean when the data lie far from 0
+        (:func:`vgfm._data._representation.frame_origin`).
+    t_origin
+        Float64 offset of the times: the network sees ``t - t_origin``. ``0.0`` unless the
+        times lie far from 0 (e.g. seconds since an epoch).
 
     Examples
     --------
@@ -76,6 +93,8 @@ class VGFM:
         history: dict[str, np.ndarray] | None = None,
         fingerprint: dict[str, Any] | None = None,
         training: dict[str, Any] | None = None,
+        origin: np.ndarray | Sequence[float] | None = None,
+        t_origin: float = 0.0,
     ):
         self.field = field.eval()
         self.config = config
@@ -83,6 +102,16 @@ class VGFM:
         self.history = dict(history or {})
         self.fingerprint = None if not fingerprint else dict(fingerprint)
         self.training = dict(training or {})
+        dim = int(field.dim)
+        org = np.zeros(dim) if origin is None else np.array(origin, dtype=np.float64).reshape(-1)
+        if org.shape != (dim,) or not np.all(np.isfinite(org)):
+            raise ValueError(f"origin must hold {dim} finite numbers (one per dimension of the "
+                             f"representation), got shape {org.shape}")
+        t_org = float(t_origin)
+        if not math.isfinite(t_org):
+            raise ValueError(f"t_origin must be a finite number, got {t_origin!r}")
+        self._origin = org
+        self._t_origin = t_org
 
     # ------------------------------------------------------------------ properties
     @property
@@ -100,6 +129,70 @@ class VGFM:
         """Observed numeric time points (sorted)."""
         return np.asarray(self.info["times"], dtype=float)
 
+    @property
+    def origin(self) -> np.ndarray:
+        """``(d,)`` float64 offset subtracted from states before the float32 networks (a copy).
+
+        Zeros unless the representation the model was fitted on lies far from 0 (more than
+        :data:`vgfm._data._representation.RECENTRE_RATIO` data scales): then its mean, so
+        that e.g. coordinates offset by 1e9 keep their full precision.
+        """
+        return self._origin.copy()
+
+    @property
+    def t_origin(self) -> float:
+        """Float64 offset subtracted from times before the float32 networks (``0.0`` unless the
+        fitted times lie far from 0, e.g. seconds since an epoch)."""
+        return self._t_origin
+
+    @property
+    def has_offset(self) -> bool:
+        """Whether the model works in a shifted frame (a non-zero :attr:`origin` or
+        :attr:`t_origin`)."""
+        return bool(np.any(self._origin)) or self._t_origin != 0.0
+
+    def to_model_frame(self, x: Any, dtype: type = np.float32) -> np.ndarray:
+        """States in the networks' frame, ``x - origin`` (subtracted in float64), as ``dtype``.
+
+        The velocity, the growth rate and every distance are the same in both frames; only
+        positions differ by :attr:`origin`.
+
+        Examples
+        --------
+        >>> xm = model.to_model_frame(adata.X)  # doctest: +SKIP
+        """
+        return to_frame(x, self._origin, dtype)
+
+    def from_model_frame(self, x: Any) -> np.ndarray:
+        """Positions of the networks' frame back in the user's coordinates (float64).
+
+        Examples
+        --------
+        >>> x = model.from_model_frame(model.to_model_frame(adata.X))  # doctest: +SKIP
+        """
+        return np.asarray(x, dtype=np.float64) + self._origin
+
+    def to_model_times(self, t: Any) -> np.ndarray:
+        """Times in the networks' frame, ``t - t_origin``, in float64.
+
+        Examples
+        --------
+        >>> model.to_model_times([0.0, 1.0])  # doctest: +SKIP
+        array([0., 1.])
+        """
+        return np.asarray(t, dtype=np.float64) - self._t_origin
+
+    def with_field(self, field: VelocityGrowthField, *, config: TrainConfig | None = None
+                   ) -> VGFM:
+        """A model with another network trained in this model's frame (same info and offsets).
+
+        Examples
+        --------
+        >>> member = model.with_field(result.field)  # doctest: +SKIP
+        """
+        return VGFM(field, config=config or self.config, info=self.info,
+                    fingerprint=self.fingerprint, origin=self._origin, t_origin=self._t_origin)
+
     def __repr__(self) -> str:
         return (
             f"VGFM(method={self.config.method!r}, use_rep={self.use_rep!r}, dim={self.dim}, "
@@ -115,7 +208,7 @@ class VGFM:
         """Log a WARNING when states lie far outside the data the model was trained on."""
         if len(x) == 0:
             return
-        center = self.field.center.detach().cpu().numpy().astype(np.float64)
+        center = self.field.center.detach().cpu().numpy().astype(np.float64) + self._origin
         scale = float(self.field.scale)
         dist = np.sqrt(((np.asarray(x, dtype=np.float64) - center) ** 2).mean(1)) / scale
         far = int((dist > self.FAR_FROM_TRAINING).sum())
@@ -143,7 +236,7 @@ class VGFM:
         --------
         >>> v, g = model.predict(adata.X, 0.0)  # doctest: +SKIP
         """
-        x = np.asarray(x, dtype=np.float32)
+        x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(
                 f"states have shape {x.shape}; this model was fitted on {self.dim}-dimensional "
@@ -156,13 +249,14 @@ class VGFM:
                 f"within the fitted range [{self.times[0]:g}, {self.times[-1]:g}]."
             )
         self._warn_far_from_training(x, "states")
-        t_arr = np.broadcast_to(t64.astype(np.float32), (len(x),)).copy()  # writable
+        # offsets are removed in float64, before the float32 networks see states and times
+        t_arr = np.broadcast_to(self.to_model_times(t64).astype(np.float32), (len(x),)).copy()
         dev = resolve_device(device)
         fld = self.field.to(dev)
         vs, gs = [], []
         with torch.no_grad():
             for s in range(0, len(x), batch_size):
-                xb = torch.from_numpy(np.ascontiguousarray(x[s : s + batch_size])).to(dev)
+                xb = torch.from_numpy(self.to_model_frame(x[s : s + batch_size])).to(dev)
                 tb = torch.from_numpy(np.ascontiguousarray(t_arr[s : s + batch_size])).to(dev)
                 v, g = fld(tb, xb)
                 vs.append(v.cpu().numpy())
@@ -179,16 +273,24 @@ class VGFM:
         *,
         batch_size: int = 16384,
         device: str | torch.device | None = None,
+        frame: str = "data",
     ) -> tuple[np.ndarray, np.ndarray]:
         """Integrate cells ``x0`` (at ``t_eval[0]``, log-mass 0) to every time of ``t_eval``.
 
-        Returns states ``(T, n, d)`` and log-masses ``(T, n)``; chunked over cells.
+        Returns states ``(T, n, d)`` and log-masses ``(T, n)``; chunked over cells. With
+        ``frame="data"`` (default) the states are in the user's coordinates, as float64
+        (:attr:`origin` added back in float64); with ``frame="model"`` they are the float32
+        states of the networks' frame, ``x - origin`` (what distances between predicted and
+        observed cells should be computed in, with :meth:`to_model_frame` of the observed
+        cells).
 
         Examples
         --------
         >>> x, log_m = model.simulate(adata.X[:10], [0.0, 1.0, 2.0])  # doctest: +SKIP
         """
-        x0 = np.asarray(x0, dtype=np.float32)
+        if frame not in ("data", "model"):
+            raise ValueError(f"frame must be 'data' or 'model', got {frame!r}")
+        x0 = np.asarray(x0)
         if x0.ndim != 2 or x0.shape[1] != self.dim:
             raise ValueError(
                 f"start states have shape {x0.shape}; the model expects (n, {self.dim})."
@@ -199,17 +301,27 @@ class VGFM:
             raise ValueError(f"t_eval must hold finite times, got {t_list!r}")
         if any(b <= a for a, b in zip(t_list[:-1], t_list[1:])):
             raise ValueError(f"t_eval must be strictly increasing, got {t_list!r}")
+        t_model = self.to_model_times(t_list)  # float64 offsets from t_origin
+        if np.any(np.diff(t_model.astype(np.float32)) <= 0):
+            raise ValueError(
+                f"t_eval {t_list!r} has times closer together than float32 resolves at their "
+                f"distance from the model's time origin {self._t_origin:g}; pass coarser times")
         dev = resolve_device(device)
         fld = self.field.to(dev)
         xs, lms = [], []
         with torch.no_grad():
             for s in range(0, len(x0), batch_size):
-                xb = torch.from_numpy(np.ascontiguousarray(x0[s : s + batch_size])).to(dev)
-                x, lm = integrate(fld, xb, t_list, n_steps=self.config.ode_steps)
+                xb = torch.from_numpy(self.to_model_frame(x0[s : s + batch_size])).to(dev)
+                x, lm = integrate(fld, xb, t_model.tolist(), n_steps=self.config.ode_steps)
                 xs.append(x.cpu().numpy())
                 lms.append(lm.cpu().numpy())
         self.field.cpu()
-        return np.concatenate(xs, axis=1), np.concatenate(lms, axis=1)
+        if not xs:
+            states = np.zeros((len(t_list), 0, self.dim), np.float32)
+            log_mass = np.zeros((len(t_list), 0), np.float32)
+        else:
+            states, log_mass = np.concatenate(xs, axis=1), np.concatenate(lms, axis=1)
+        return (states if frame == "model" else self.from_model_frame(states)), log_mass
 
     # ------------------------------------------------------------------ training
     @classmethod
@@ -236,6 +348,11 @@ class VGFM:
         seed, the training history and timings, and a fingerprint of the representation
         (:func:`representation_fingerprint` of all cells of ``snapshots``, plus ``loadings``
         and ``feature_names`` when given). :func:`vgfm.tl.fit` is the AnnData front end.
+
+        Precision: the networks compute in float32. Data far from 0 (e.g. coordinates offset
+        by 1e9, times in seconds since an epoch) are first moved, in float64, to a frame near
+        0 (:attr:`origin`, :attr:`t_origin`); ordinary data are not moved (their results are
+        bit-identical to a fit without this step).
 
         Parameters
         ----------
@@ -284,21 +401,38 @@ class VGFM:
         (2, [40, 50])
         """
         cfg = config or TrainConfig()
-        result = train(snapshots, times, population_size=population_size, holdout=holdout,
-                       source_prior=source_prior, config=cfg, seed=seed, device=device,
-                       progress=progress)
         arrays = [np.asarray(s.detach().cpu() if isinstance(s, torch.Tensor) else s)
                   for s in snapshots]
+        tvals = [float(t) for t in times]
+        # large offsets are removed in float64 before anything is cast to float32
+        widths = {a.shape[1] if a.ndim == 2 else -1 for a in arrays}
+        origin = frame_origin(arrays) if len(widths) == 1 and -1 not in widths else None
+        lost = None if origin is None or not np.any(origin) else float32_precision_warning(
+            arrays, f"the representation {(info or {}).get('use_rep', '')!r}"
+            if (info or {}).get("use_rep") else "the representation")
+        if lost:
+            logger.warning("%s", lost)
+        t_origin = time_origin(tvals) if all(map(math.isfinite, tvals)) else 0.0
+        if origin is not None and np.any(origin):
+            logger.info("the representation lies far from 0 (centre up to %.3g): it is "
+                        "recentred in float64 before the float32 networks see it",
+                        float(np.abs(origin).max()))
+        if t_origin:
+            logger.info("times are measured from %.17g in float64 before the float32 "
+                        "networks see them", t_origin)
+        result = train([to_frame(a, origin) for a in arrays] if origin is not None else arrays,
+                       [t - t_origin for t in tvals], population_size=population_size,
+                       holdout=holdout, source_prior=source_prior, config=cfg, seed=seed,
+                       device=device, progress=progress)
         counts = np.array([len(a) for a in arrays], dtype=np.int64)
         sizes = (counts.astype(float) if population_size is None
                  else np.asarray(population_size, dtype=float))
-        tvals = [float(t) for t in times]
         record: dict[str, Any] = {
             "use_rep": "X",
             "dim": int(arrays[0].shape[1]),
             "time_key": "",
             "times": tvals,
-            "time_labels": [f"{t:g}" for t in tvals],
+            "time_labels": [format_number(t) for t in tvals],  # distinct, also far from 0
             "relative_size": (sizes / sizes[0]).tolist(),
             "n_cells": counts.tolist(),
             "held_out": [k == holdout for k in range(len(tvals))],
@@ -310,11 +444,22 @@ class VGFM:
         training = {"seconds": float(result.seconds), "best_step": int(result.best_step),
                     **_jsonable(dict(result.extra))}
         return cls(result.field, config=cfg, info=record, history=result.history,
-                   fingerprint=fingerprint, training=training)
+                   fingerprint=fingerprint, training=training, origin=origin,
+                   t_origin=t_origin)
 
     # ------------------------------------------------------------------ (de)serialisation
+    def _frame_entries(self) -> dict[str, Any]:
+        """``format_version`` and (for a model with offsets) ``frame`` of a written model."""
+        if not self.has_offset:
+            return {"format_version": 2}  # nothing here needs version 3: older vgfm reads it
+        frame = {"origin": self._origin.tolist(), "t_origin": self._t_origin}
+        return {"format_version": _FRAME_VERSION, "frame": json.dumps(frame)}
+
     def to_dict(self) -> dict[str, Any]:
         """h5ad-serialisable description: config, info and fingerprint (JSON), weights (numpy).
+
+        A model with offsets (:attr:`origin`, :attr:`t_origin`) also carries ``frame``, JSON
+        of the float64 offsets (format version 3).
 
         Examples
         --------
@@ -323,7 +468,7 @@ class VGFM:
         """
         state = {k: v.detach().cpu().numpy() for k, v in self.field.state_dict().items()}
         return {
-            "format_version": FORMAT_VERSION,
+            **self._frame_entries(),
             "config": json.dumps(self.config.to_dict()),
             "info": json.dumps(_jsonable(self.info)),
             "fingerprint": json.dumps(_jsonable(self.fingerprint or {})),
@@ -357,6 +502,7 @@ class VGFM:
                 growth_form=_growth_form(state, dim),
             )
             fld.load_state_dict(state)
+            origin, t_origin = _read_frame(d.get("frame"), dim)
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
             raise ValueError(
                 f"{source} is not a complete vgfm model (format version {version}): "
@@ -364,7 +510,7 @@ class VGFM:
             ) from None
         hist = {str(k): np.asarray(v) for k, v in (history or {}).items()}
         return cls(fld, config=cfg, info=info, history=hist, fingerprint=fingerprint,
-                   training=training)
+                   training=training, origin=origin, t_origin=t_origin)
 
     @classmethod
     def from_adata(cls, adata: Any, key: str = keys.DEFAULT_KEY, *,
@@ -419,7 +565,7 @@ class VGFM:
         target = check_writable_path(path, what="model file", overwrite=overwrite)
         payload: dict[str, Any] = {
             "vgfm_model": _MAGIC,
-            "format_version": FORMAT_VERSION,
+            **self._frame_entries(),
             "vgfm_version": _package_version(),
             "config": json.dumps(self.config.to_dict()),
             "info": json.dumps(_jsonable(self.info)),
@@ -792,6 +938,21 @@ def _growth_form(state: dict[str, torch.Tensor], dim: int) -> str:
         return "x+t"
     weight = state.get("growth_net.0.weight")
     return "x" if weight is not None and int(weight.shape[1]) == dim else "xt"
+
+
+def _read_frame(frame: Any, dim: int) -> tuple[np.ndarray, float]:
+    """Offsets stored under ``frame`` (JSON); zeros when absent (format versions 1 and 2)."""
+    if frame is None or (isinstance(frame, str) and not frame):
+        return np.zeros(dim), 0.0
+    d = json.loads(str(frame))
+    if not isinstance(d, dict):
+        raise ValueError(f"frame must be a JSON object, found {type(d).__name__}")
+    origin = np.asarray(d.get("origin", [0.0] * dim), dtype=np.float64).reshape(-1)
+    t_origin = float(d.get("t_origin", 0.0))
+    if origin.shape != (dim,) or not np.all(np.isfinite(origin)) or not math.isfinite(t_origin):
+        raise ValueError(f"frame must hold {dim} finite origin values and a finite t_origin, "
+                         f"found {origin.shape[0]} values and t_origin {t_origin!r}")
+    return origin, t_origin
 
 
 def _check_version(version: Any, source: str) -> int:

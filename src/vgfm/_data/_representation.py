@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 from anndata import AnnData
@@ -10,7 +12,20 @@ from scipy import sparse
 from vgfm._data._format import fmt_list, plural
 from vgfm._data._keys import basis_key
 
-__all__ = ["MAX_DENSIFY_ENTRIES", "MAX_DENSIFY_FEATURES", "get_embedding", "get_representation"]
+__all__ = [
+    "MAX_DENSIFY_ENTRIES",
+    "MAX_DENSIFY_FEATURES",
+    "FLOAT32_RESOLUTION_WARN",
+    "RECENTRE_RATIO",
+    "centre_and_scale",
+    "float32_precision_warning",
+    "frame_origin",
+    "get_embedding",
+    "get_representation",
+    "representation_dtype",
+    "stored_states",
+    "to_frame",
+]
 
 #: Sparse ``use_rep="X"`` matrices above this many entries are refused rather than densified.
 MAX_DENSIFY_ENTRIES = 50_000_000
@@ -19,8 +34,150 @@ MAX_DENSIFY_ENTRIES = 50_000_000
 MAX_DENSIFY_FEATURES = 10_000
 
 
+#: A representation whose centre lies more than this many data scales from 0 is recentred (in
+#: float64) before it is cast to float32: at that distance float32 still resolves
+#: ``2**-17`` (~8e-6) of the data's spread, beyond it the cast starts to merge cells
+#: (an offset of 1e9 merges all of them). Below it the data are used exactly as before.
+RECENTRE_RATIO = 64.0
+
+#: Source dtypes that float32 holds exactly; every other numeric dtype is kept in float64.
+_FLOAT32_EXACT = frozenset(np.dtype(t) for t in ("bool", "int8", "uint8", "int16", "uint16",
+                                                  "float16", "float32"))
+
+
+def representation_dtype(dtype: np.dtype | None) -> type:
+    """``np.float32`` when float32 holds every value of ``dtype`` exactly, else ``np.float64``.
+
+    Examples
+    --------
+    >>> representation_dtype(np.dtype("float32")), representation_dtype(np.dtype("float64"))
+    (<class 'numpy.float32'>, <class 'numpy.float64'>)
+    """
+    return np.float32 if dtype is not None and np.dtype(dtype) in _FLOAT32_EXACT else np.float64
+
+
+def frame_origin(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """Offset subtracted (in float64) from a representation before any float32 computation.
+
+    The per-column mean of all rows of ``arrays`` (accumulated in float64) when it lies more
+    than :data:`RECENTRE_RATIO` data scales (root mean per-column variance) from 0 in some
+    column, else zeros: ordinary data (PCA coordinates, log expression) are not moved, so
+    their float32 values, and every number computed from them, stay exactly as they are.
+
+    Parameters
+    ----------
+    arrays
+        ``(n_k, d)`` arrays (e.g. one per time point), any float or integer dtype.
+
+    Returns
+    -------
+    float64 array ``(d,)``.
+
+    Examples
+    --------
+    >>> x = np.array([[0.0, 1.0], [2.0, 3.0]])
+    >>> frame_origin([x]).tolist(), frame_origin([x + 1e9]).tolist()
+    ([0.0, 0.0], [1000000001.0, 1000000002.0])
+    """
+    mean, scale = centre_and_scale(arrays)
+    if np.all(np.abs(mean) <= RECENTRE_RATIO * scale):
+        return np.zeros(len(mean))
+    return mean
+
+
+def centre_and_scale(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, float]:
+    """Per-column mean and scale (root mean per-column variance) of all rows, in float64.
+
+    Examples
+    --------
+    >>> centre_and_scale([np.array([[0.0, 0.0], [2.0, 2.0]])])
+    (array([1., 1.]), 1.0)
+    """
+    arrays = [np.asarray(a) for a in arrays]
+    arrays = [a for a in arrays if a.ndim == 2 and len(a)]
+    if not arrays:
+        return np.zeros(0), 0.0
+    n = sum(len(a) for a in arrays)
+    mean = sum(a.sum(axis=0, dtype=np.float64) for a in arrays) / n
+    sq = sum(np.square(a - mean, dtype=np.float64).sum(axis=0) for a in arrays) / n
+    return mean, float(np.sqrt(sq.mean()))
+
+
+#: Relative float32 resolution (spacing of float32 numbers at the data's distance from 0, in
+#: units of the data's spread) above which a float32 representation is reported as degraded.
+FLOAT32_RESOLUTION_WARN = 1e-3
+
+
+def float32_precision_warning(arrays: Sequence[np.ndarray], field_name: str) -> str | None:
+    """A warning when a float32 representation lies so far from 0 that float32 has already
+    rounded away its spread (nothing downstream can recover it), else ``None``.
+
+    Examples
+    --------
+    >>> x = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
+    >>> float32_precision_warning([x], "X") is None
+    True
+    >>> float32_precision_warning([x + np.float32(1e9)], "X")[:40]
+    'X is float32 and lies far from 0 (centre'
+    """
+    if not any(np.asarray(a).dtype == np.float32 for a in arrays):
+        return None
+    mean, scale = centre_and_scale(arrays)
+    if not len(mean):
+        return None
+    spacing = float(np.spacing(np.float32(np.abs(mean).max())))
+    if spacing <= FLOAT32_RESOLUTION_WARN * scale:
+        return None
+    return (
+        f"{field_name} is float32 and lies far from 0 (centre up to {np.abs(mean).max():.3g}, "
+        f"spread {scale:.3g}): float32 numbers there are {spacing:.3g} apart, so the data "
+        "were already rounded before vgfm read them (cells may coincide, distances such as "
+        "W1 are unreliable). Store the representation as float64, or subtract its mean, "
+        "before fitting."
+    )
+
+
+def to_frame(x: np.ndarray, origin: np.ndarray | None, dtype: type = np.float32) -> np.ndarray:
+    """``x - origin`` computed in float64, then cast to ``dtype`` (C-contiguous).
+
+    With a zero (or ``None``) origin this is a plain cast, so data that were not recentred
+    give bit-identical arrays.
+
+    Examples
+    --------
+    >>> to_frame(np.array([[1e9 + 0.5]]), np.array([1e9])).tolist()
+    [[0.5]]
+    """
+    if origin is None or not np.any(origin):
+        return np.ascontiguousarray(x, dtype=dtype)
+    out = np.asarray(x, dtype=np.float64) - np.asarray(origin, dtype=np.float64)
+    return np.ascontiguousarray(out, dtype=dtype)
+
+
+def stored_states(xs: np.ndarray, origin: np.ndarray | None) -> np.ndarray:
+    """Simulated states as stored in ``uns``: float32 (what the networks compute), or float64
+    when the model works in a shifted frame (a non-zero ``origin``: float32 would merge
+    states far from 0).
+
+    Examples
+    --------
+    >>> stored_states(np.zeros((1, 1, 2)), np.zeros(2)).dtype
+    dtype('float32')
+    >>> stored_states(np.full((1, 1, 2), 1e9), np.full(2, 1e9)).dtype
+    dtype('float64')
+    """
+    shifted = origin is not None and bool(np.any(origin))
+    return np.asarray(xs, dtype=np.float64 if shifted else np.float32)
+
+
 def get_representation(adata: AnnData, use_rep: str) -> np.ndarray:
-    """Dense float32, C-contiguous **copy** of ``adata.obsm[use_rep]`` (or ``adata.X``).
+    """Dense, C-contiguous **copy** of ``adata.obsm[use_rep]`` (or ``adata.X``) in float32 or
+    float64.
+
+    The copy is float32 when the source's dtype fits float32 exactly (float32, float16, small
+    integers) and float64 otherwise (float64 sources, large integers), so that no precision of
+    the user's data is lost here; the model casts to float32 only after subtracting a large
+    offset in float64 (:func:`frame_origin`).
 
     Parameters
     ----------
@@ -31,15 +188,18 @@ def get_representation(adata: AnnData, use_rep: str) -> np.ndarray:
 
     Returns
     -------
-    float32 array ``(n_obs, d)`` that shares no memory with ``adata``.
+    float32 or float64 array ``(n_obs, d)`` that shares no memory with ``adata``.
 
     Examples
     --------
     >>> import anndata
-    >>> ad = anndata.AnnData(np.zeros((4, 3)), obsm={"X_pca": np.ones((4, 2))})
+    >>> ad = anndata.AnnData(np.zeros((4, 3), dtype=np.float32),
+    ...                      obsm={"X_pca": np.ones((4, 2))})
     >>> x = get_representation(ad, "X_pca")
     >>> x.dtype, x.shape, x.flags["C_CONTIGUOUS"]
-    (dtype('float32'), (4, 2), True)
+    (dtype('float64'), (4, 2), True)
+    >>> get_representation(ad, "X").dtype
+    dtype('float32')
     """
     if not isinstance(use_rep, str):
         raise TypeError(f"use_rep must be a str (an .obsm key or 'X'), got {use_rep!r}.")
@@ -78,10 +238,12 @@ def get_representation(adata: AnnData, use_rep: str) -> np.ndarray:
                 f"{MAX_DENSIFY_FEATURES:,} features). Compute a low-dimensional representation "
                 "first, e.g. sc.pp.pca(adata), and pass use_rep='X_pca'."
             )
-        arr = np.array(mat.toarray(), dtype=np.float32, order="C", copy=True)
+        arr = np.array(mat.toarray(), dtype=representation_dtype(mat.dtype), order="C",
+                       copy=True)
     else:
         try:
-            arr = np.array(mat, dtype=np.float32, order="C", copy=True)
+            arr = np.array(mat, dtype=representation_dtype(getattr(mat, "dtype", None)),
+                           order="C", copy=True)
         except (TypeError, ValueError) as err:
             raise TypeError(
                 f"{field_name} could not be converted to a float array "
@@ -103,7 +265,9 @@ def get_representation(adata: AnnData, use_rep: str) -> np.ndarray:
             f"{field_name} has 0 columns; expected at least one feature. Pass use_rep= naming a "
             "non-empty representation."
         )
-    bad_rows = ~np.isfinite(arr).all(axis=1)
+    # float64 copies are checked against the float32 range the networks compute in
+    bad_rows = ~np.isfinite(arr).all(axis=1) if arr.dtype == np.float32 else \
+        ~(np.abs(arr) <= np.finfo(np.float32).max).all(axis=1)
     n_bad = int(bad_rows.sum())
     if n_bad:
         examples = list(np.asarray(adata.obs_names)[bad_rows][:5])

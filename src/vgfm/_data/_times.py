@@ -45,13 +45,16 @@ logger = logging.getLogger("vgfm")
 __all__ = [
     "start_cells_and_grid",
     "P0_IN_EMBRYONIC_DAYS",
+    "TIME_RECENTRE_RATIO",
     "TimeMapping",
+    "at_time",
     "bin_edges",
     "cell_times",
     "cells_per_time",
     "parse_time_labels",
     "remedy",
     "resolve_times",
+    "time_origin",
 ]
 
 #: Postnatal day 0 on the embryonic-day axis (mouse gestation, E19.5); used only when ``E``
@@ -246,6 +249,51 @@ class TimeMapping:
             np.asarray(d["values"], dtype=np.float64),
             unit=str(d.get("unit", "")),
         )
+
+
+#: Times whose first point lies more than this many time spans from 0 are measured from the
+#: first point (in float64) before any float32 computation: at that distance float32 still
+#: resolves ~8e-6 of the span, beyond it the cast starts to merge time points (1e8 + [0, 1, 2]
+#: all become 1e8). Below it the times are used exactly as given.
+TIME_RECENTRE_RATIO = 64.0
+
+
+def time_origin(times: Sequence[float]) -> float:
+    """Offset subtracted (in float64) from the times before any float32 computation.
+
+    The first time point when it lies more than :data:`TIME_RECENTRE_RATIO` spans from 0,
+    else ``0.0`` (ordinary times such as days 0-20 are left exactly as they are).
+
+    Examples
+    --------
+    >>> time_origin([0.0, 1.0, 2.0]), time_origin([1e8, 1e8 + 1, 1e8 + 2])
+    (0.0, 100000000.0)
+    """
+    vals = np.asarray(times, dtype=np.float64).reshape(-1)
+    if len(vals) == 0:
+        return 0.0
+    first, span = float(vals.min()), float(vals.max() - vals.min())
+    return first if abs(first) > TIME_RECENTRE_RATIO * span else 0.0
+
+
+def at_time(cell_times: np.ndarray, t: float, fitted_times: Sequence[float]) -> np.ndarray:
+    """Boolean mask of the cells whose time is the fitted time point ``t``.
+
+    ``np.isclose`` (relative tolerance 1e-5), capped at a thousandth of the smallest gap
+    between fitted time points: with times such as ``1e8 + [0, 0.5, 1]`` (seconds since an
+    epoch) a purely relative tolerance would merge the time points.
+
+    Examples
+    --------
+    >>> at_time(np.array([1e8, 1e8 + 0.5]), 1e8, [1e8, 1e8 + 0.5]).tolist()
+    [True, False]
+    """
+    ct = np.asarray(cell_times, dtype=np.float64)
+    fitted = np.unique(np.asarray(fitted_times, dtype=np.float64))
+    mask = np.isclose(ct, t)
+    if len(fitted) > 1:
+        mask &= np.abs(ct - t) <= 1e-3 * float(np.diff(fitted).min())
+    return mask
 
 
 def cells_per_time(times: np.ndarray, mapping: TimeMapping) -> np.ndarray:
@@ -763,7 +811,7 @@ def start_cells_and_grid(
     >>> idx.tolist(), grid.tolist()
     ([0, 1], [0.0, 0.5, 1.0])
     """
-    idx = np.flatnonzero(np.isclose(cell_times, t0))
+    idx = np.flatnonzero(at_time(cell_times, t0, fitted_times))
     if len(idx) == 0:
         raise ValueError(f"no cells at start time {t0} in adata.obs[{time_key!r}]")
     if n_cells is not None:

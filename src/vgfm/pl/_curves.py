@@ -11,6 +11,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from vgfm._data._containers import Data, resolve_container
 from vgfm._data._keys import DEFAULT_KEY, trajectories_key
+from vgfm._data._times import at_time
 from vgfm._data._record import read_record
 from vgfm.pl._utils import finish, method_label, new_axes
 
@@ -104,7 +105,7 @@ def mass(
         lm = np.asarray(traj["log_mass"], dtype=np.float64)
         with np.errstate(over="ignore"):
             pred = np.nanmean(np.exp(lm), axis=1)
-        start = np.flatnonzero(np.isclose(times, t_sim[0]))
+        start = np.flatnonzero(at_time(times, float(t_sim[0]), times))
         if start.size:
             pred = pred * r[start[0]]
         else:

@@ -17,7 +17,7 @@ from vgfm._data._containers import Data, resolve_container
 from vgfm._data._docs import doc_params
 from vgfm._data._options import validate_seed
 from vgfm._data._population import population_sizes_or_default
-from vgfm._data._representation import get_representation
+from vgfm._data._representation import frame_origin, get_representation, to_frame
 from vgfm._data._times import cells_per_time, resolve_times
 
 logger = logging.getLogger("vgfm")
@@ -134,6 +134,7 @@ def coupling_diagnostic(
     container = resolve_container(adata, mod)
     times, mapping = resolve_times(container, time_key, order=time_order, values=time_values)
     x = get_representation(container, use_rep)
+    x = to_frame(x, frame_origin([x]), x.dtype)  # distances far from 0 lose float64 digits
     counts = cells_per_time(times, mapping)
     sizes, _ = population_sizes_or_default(container, population_size, key, mapping, counts)
     rel = np.asarray(sizes, dtype=float) / float(sizes[0])

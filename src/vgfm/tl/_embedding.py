@@ -21,8 +21,13 @@ from vgfm._data._keys import (
     velocity_key,
 )
 from vgfm._data._record import read_record
-from vgfm._data._representation import get_embedding, get_representation
-from vgfm._data._times import cell_times
+from vgfm._data._representation import (
+    frame_origin,
+    get_embedding,
+    get_representation,
+    to_frame,
+)
+from vgfm._data._times import at_time, cell_times
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -158,6 +163,7 @@ def _velocity_embedding_array(
     emb = get_embedding(adata, basis)
     velocity, use_rep = _get_velocity(adata, key)
     rep = get_representation(adata, use_rep)
+    rep = to_frame(rep, frame_origin([rep]), rep.dtype)  # neighbours far from 0 lose digits
     if velocity.shape != rep.shape:
         raise ValueError(
             f"adata.obsm[{velocity_key(key)!r}] has shape {velocity.shape} but the fitted "
@@ -543,7 +549,7 @@ def growth_genes(
         if uns_labels is None or len(uns_labels) != len(uns_times):
             uns_labels = [f"{x:g}" for x in uns_times]
         for tk, lab in zip(uns_times, uns_labels):
-            masks.append(np.isclose(t, tk) & ok)
+            masks.append(at_time(t, tk, uns_times) & ok)
             labels.append(str(lab))
 
     columns: dict[str, np.ndarray] = {}

@@ -28,8 +28,8 @@ from vgfm._core.threads import torch_threads
 from vgfm._core.train import resolve_device
 from vgfm._data import keys as C
 from vgfm._data._containers import Data, resolve_container
-from vgfm._data._representation import get_representation
-from vgfm._data._times import TimeMapping, cell_times, start_cells_and_grid
+from vgfm._data._representation import get_representation, stored_states
+from vgfm._data._times import TimeMapping, at_time, cell_times, start_cells_and_grid
 from vgfm._model import VGFM
 
 logger = logging.getLogger("vgfm")
@@ -132,6 +132,13 @@ def _cell_times(container: Any, mdl: VGFM, time_order: Sequence | None = None,
                       time_values=time_values)
 
 
+def _model_rep(container: Any, mdl: VGFM) -> np.ndarray:
+    """The representation in the model's frame, ``x - origin`` (subtracted in float64); the
+    stochastic model, rollouts and end-state neighbours all work in this frame."""
+    x = get_representation(container, mdl.use_rep)
+    return mdl.to_model_frame(x, dtype=x.dtype)
+
+
 def _held_out(mdl: VGFM) -> np.ndarray:
     held = mdl.info.get("held_out")
     return np.zeros(len(mdl.times), bool) if held is None else np.asarray(held, dtype=bool)
@@ -151,13 +158,13 @@ def _time_index(mdl: VGFM, value: Any, name: str) -> int:
 def _train_score_for(container: Any, mdl: VGFM, *, sigma: float | None, config: ScoreConfig,
                      seed: int, cell_t: np.ndarray | None = None,
                      device: Any = None) -> tuple[ScoreField, dict[str, Any]]:
-    x = get_representation(container, mdl.use_rep)
+    x = _model_rep(container, mdl)
     if cell_t is None:
         cell_t = _cell_times(container, mdl)
     held = _held_out(mdl)
     keep = [k for k in range(len(mdl.times)) if not held[k]]
     times = [float(mdl.times[k]) for k in keep]
-    snaps = [x[np.isclose(cell_t, t)] for t in times]
+    snaps = [x[at_time(cell_t, t, mdl.times)] for t in times]
     for t, s in zip(times, snaps):
         if len(s) < 2:
             raise ValueError(
@@ -173,7 +180,7 @@ def _train_score_for(container: Any, mdl: VGFM, *, sigma: float | None, config: 
     scale = float(fld.scale)
     floor = float(cfg.sigma) * scale if cfg.sigma > 0 else 0.01 * scale
     res = train_score(
-        snaps, times, solver=spec.solver, options=cfg.to_dict(), population_size=rel, sigma=sigma,
+        snaps, mdl.to_model_times(times).tolist(), solver=spec.solver, options=cfg.to_dict(), population_size=rel, sigma=sigma,
         floor=floor, center=fld.center.detach().cpu(), scale=scale,
         t_start=float(fld.t_start), t_span=float(fld.t_span), max_block=cfg.coupling_block,
         max_blocks=cfg.coupling_max_blocks, config=config, seed=seed, device=device,
@@ -263,12 +270,14 @@ def _rollout(mdl: VGFM, score: ScoreField, sigma: float, x0: np.ndarray, t_grid:
 
     Each output interval takes at least ``n_steps`` Euler-Maruyama steps, more when the noise
     (:func:`_max_step`) or the drift (:func:`_drift_steps`, measured at the start of the
-    interval) asks for shorter ones.
+    interval) asks for shorter ones. ``x0`` and the returned states are in the model's frame
+    (``x - origin``); ``t_grid`` is in the user's times (shifted by ``t_origin`` here, in
+    float64).
     """
     xs, lms = [], []
     step = _max_step(score, sigma)
     floor = float(score.floor)
-    grid = [float(v) for v in t_grid]
+    grid = [float(v) for v in mdl.to_model_times(list(map(float, t_grid)))]
     dev = resolve_device(device)
     fld, sc = mdl.field.to(dev), score.to(dev)
     try:
@@ -342,14 +351,15 @@ def _descendant_fates(
     desc = np.full(len(x), np.nan)
     for k, t0 in enumerate(np.unique(t_cells)):
         idx = np.flatnonzero(t_cells == t0)
-        if np.isclose(t0, t_target):
+        if at_time(np.array([t0]), t_target, mdl.times)[0]:
             fate[idx] = end(x[idx])
             if own is not None:
                 known = idx[own[idx] >= 0]
                 fate[known] = np.eye(len(end.names))[own[known]]
             desc[idx] = 1.0
             continue
-        inner = [float(v) for v in mdl.times if t0 < v < t_target and not np.isclose(v, t0)]
+        inner = [float(v) for v in mdl.times
+                 if t0 < v < t_target and not at_time(np.array([v]), t0, mdl.times)[0]]
         grid = [float(t0)] + inner + [float(t_target)]
         x0 = np.repeat(x[idx], n_samples, axis=0)
         xs, lms = _rollout(mdl, score, sigma, x0, grid, seed=seed + 7919 * k, n_steps=n_steps,
@@ -521,7 +531,7 @@ def simulate_stochastic(
         raise ValueError(f"n_samples must be >= 1, got {n_samples}")
     container = resolve_container(adata, mod)
     mdl = _model_for(container, model, key)
-    x = get_representation(container, mdl.use_rep)
+    x = _model_rep(container, mdl)
     cell_t = _cell_times(container, mdl, time_order, time_values)
     k0 = 0 if start_time is None else _time_index(mdl, start_time, "start_time")
     t0 = float(mdl.times[k0])
@@ -538,7 +548,7 @@ def simulate_stochastic(
     _store_score(container, key, rec)
     container.uns[C.trajectories_key(key)] = {
         "t": t_grid.astype(float),
-        "x": xs.astype(np.float32),
+        "x": stored_states(mdl.from_model_frame(xs), mdl.origin),
         "log_mass": lms.astype(np.float32),
         "start_obs": np.repeat(np.asarray(container.obs_names[idx], dtype=str), n_samples),
         "sigma": float(sig),
@@ -673,10 +683,10 @@ def fates(
     key_added = key_added or key
     container = resolve_container(adata, mod)
     mdl = _model_for(container, model, key)
-    x = get_representation(container, mdl.use_rep)
+    x = _model_rep(container, mdl)
     cell_t = _cell_times(container, mdl, time_order, time_values)
     k_t, t_target = _target_time(mdl, time)
-    at_target = np.isclose(cell_t, t_target)
+    at_target = at_time(cell_t, t_target, mdl.times)
     labels = _categories(container, groupby, at_target, f"time {t_target:g}")
     end = _EndStates(x[at_target], labels, n_neighbors)
     if direction == "forward":
@@ -689,7 +699,7 @@ def fates(
         if k_s >= k_t:
             raise ValueError(f"source_time ({mdl.times[k_s]:g}) must come before the target "
                              f"time ({t_target:g}).")
-        start = np.isclose(cell_t, mdl.times[k_s])
+        start = at_time(cell_t, mdl.times[k_s], mdl.times)
     idx = np.flatnonzero(start)
     if len(idx) == 0:
         raise ValueError("no start cells selected")
@@ -804,15 +814,15 @@ def cluster_transitions(
     key_added = key_added or key
     container = resolve_container(adata, mod)
     mdl = _model_for(container, model, key)
-    x = get_representation(container, mdl.use_rep)
+    x = _model_rep(container, mdl)
     cell_t = _cell_times(container, mdl, time_order, time_values)
     k_s = 0 if source_time is None else _time_index(mdl, source_time, "source_time")
     k_t, t_target = _target_time(mdl, target_time)
     if k_s >= k_t:
         raise ValueError(f"source_time ({mdl.times[k_s]:g}) must come before target_time "
                          f"({t_target:g}).")
-    at_target = np.isclose(cell_t, t_target)
-    at_source = np.isclose(cell_t, mdl.times[k_s])
+    at_target = at_time(cell_t, t_target, mdl.times)
+    at_source = at_time(cell_t, mdl.times[k_s], mdl.times)
     end = _EndStates(x[at_target], _categories(container, groupby, at_target,
                                                f"time {t_target:g}"), n_neighbors)
     src = _categories(container, source_groupby or groupby, at_source,

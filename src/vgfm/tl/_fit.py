@@ -33,8 +33,14 @@ from vgfm._data._population import (
     population_sizes_or_default,
 )
 from vgfm._data._record import FitRecord, read_record
-from vgfm._data._representation import get_representation
-from vgfm._data._times import cell_times, cells_per_time, resolve_times, start_cells_and_grid
+from vgfm._data._representation import get_representation, stored_states
+from vgfm._data._times import (
+    at_time,
+    cell_times,
+    cells_per_time,
+    resolve_times,
+    start_cells_and_grid,
+)
 from vgfm._model import VGFM
 from vgfm.tl._fates import simulate_stochastic
 
@@ -245,7 +251,8 @@ def fit(
     with torch_threads(n_threads):
         model = VGFM.fit(snapshots, mapping.values, population_size=sizes, holdout=hold,
                          config=cfg, seed=seed, device=device, progress=show_progress,
-                         source_prior=prior, loadings=loadings, feature_names=feature_names)
+                         source_prior=prior, loadings=loadings, feature_names=feature_names,
+                         info={"use_rep": use_rep})
 
     record = FitRecord(
         use_rep=use_rep, time_key=time_key, time=mapping, method=method, dim=int(x.shape[1]),
@@ -571,7 +578,7 @@ def simulate(
     out, container = copy_target(adata, copy, mod)
     container.uns[keys.trajectories_key(key)] = {
         "t": t_grid.astype(float),
-        "x": xs.astype(np.float32),
+        "x": stored_states(xs, mdl.origin),
         "log_mass": lms.astype(np.float32),
         "start_obs": np.asarray(container.obs_names[idx], dtype=str),
     }
@@ -677,15 +684,26 @@ def evaluate(
     rel = record.relative_size
     held = (np.zeros(len(times), dtype=bool) if record.held_out is None
             else np.asarray(record.held_out, dtype=bool))
-    start = np.flatnonzero(np.isclose(cell_t, times[0]))
+    for k in range(1, len(times)):
+        obs = x[at_time(cell_t, times[k], times)]
+        if len(obs) > 1 and not np.ptp(obs, axis=0).any():
+            raise ValueError(
+                f"evaluate: all {len(obs)} observed cells at time {record.time_labels[k]!r} "
+                f"coincide in {mdl.use_rep!r} (dtype {x.dtype}), so W1 would be 0 there "
+                "without measuring anything. Float32 data far from 0 are rounded to one "
+                "point: store the representation as float64 (or subtract its mean) and refit."
+            )
+    start = np.flatnonzero(at_time(cell_t, times[0], times))
     if max_start_cells is not None and len(start) > max_start_cells:
         start = np.sort(np.random.default_rng(0).choice(start, max_start_cells, replace=False))
+    # distances are compared in the model's frame (x - origin, subtracted in float64): the
+    # same distances, without the cancellation of coordinates far from 0
     with torch_threads(n_threads):
-        xs, lms = mdl.simulate(x[start], times, device=device)
+        xs, lms = mdl.simulate(x[start], times, device=device, frame="model")
     rows = []
     for k in range(1, len(times)):
         m = np.exp(lms[k].astype(np.float64))
-        y = x[np.isclose(cell_t, times[k])]
+        y = mdl.to_model_frame(x[at_time(cell_t, times[k], times)], dtype=x.dtype)
         w = wasserstein1(xs[k], y, m, max_cells=max_cells, seed=k)
         pred = float(m.mean())
         if not (math.isfinite(w.value) and math.isfinite(pred)):

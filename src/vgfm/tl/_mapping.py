@@ -12,7 +12,12 @@ from scipy.sparse.csgraph import connected_components
 from vgfm._data._containers import Data, resolve_container
 from vgfm._data._keys import DEFAULT_KEY, trajectories_key, trajectory_embedding_key
 from vgfm._data._record import read_record
-from vgfm._data._representation import get_embedding, get_representation
+from vgfm._data._representation import (
+    frame_origin,
+    get_embedding,
+    get_representation,
+    to_frame,
+)
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -389,6 +394,9 @@ def trajectory_embedding(
             f"adata.uns[{tkey!r}]['x'] must have shape (T, N, {rep.shape[1]}) to match "
             f"adata.obsm[{use_rep!r}]; found {x.shape}. Re-run `vgfm.tl.simulate`."
         )
+    # neighbour searches far from 0 lose float64 digits: recentre cells and states alike
+    origin = frame_origin([rep])
+    rep, x = to_frame(rep, origin, rep.dtype), to_frame(x, origin, np.float64)
     T, N, d = x.shape
     states = x.reshape(-1, d)
     finite = np.all(np.isfinite(states), axis=1)

@@ -30,6 +30,7 @@ from vgfm._data import keys as C
 from vgfm._data._containers import Data, resolve_container
 from vgfm._data._options import resolve_progress
 from vgfm._data._representation import get_representation
+from vgfm._data._times import at_time
 from vgfm._model import VGFM
 from vgfm.tl._fates import (
     _categories,
@@ -187,12 +188,14 @@ def ensemble(
     container = resolve_container(adata, mod)
     mdl = _model_for(container, model, key)
     x = get_representation(container, mdl.use_rep)
+    # members are trained, and fates computed, in the model's frame (x - origin, in float64)
+    xm = mdl.to_model_frame(x, dtype=x.dtype)
     cell_t = _cell_times(container, mdl, time_order, time_values)
     times = mdl.times
     held = _held_out(mdl)
     holdout = int(np.flatnonzero(held)[0]) if held.any() else None
     rel = np.asarray(mdl.info["relative_size"], dtype=float)
-    groups = [np.flatnonzero(np.isclose(cell_t, t)) for t in times]
+    groups = [np.flatnonzero(at_time(cell_t, t, times)) for t in times]
     for t, g in zip(times, groups):
         if len(g) < 2:
             raise ValueError(f"time point {t:g} has {len(g)} cells; the ensemble needs at "
@@ -204,9 +207,9 @@ def ensemble(
     end = score = None
     if fates_groupby is not None:
         k_t, t_target = _target_time(mdl, fates_time)
-        at_target = np.isclose(cell_t, t_target)
+        at_target = at_time(cell_t, t_target, times)
         labels = _categories(container, fates_groupby, at_target, f"time {t_target:g}")
-        end = _EndStates(x[at_target], labels, n_neighbors)
+        end = _EndStates(xm[at_target], labels, n_neighbors)
         codes = np.full(container.n_obs, -1)
         codes[at_target] = np.asarray(labels.codes)
         start = np.flatnonzero(cell_t <= t_target + 1e-12)
@@ -224,20 +227,21 @@ def ensemble(
             snaps = []
             for g in groups:
                 take = rng.choice(g, len(g), replace=True) if bootstrap else g
-                snaps.append(x[take])
+                snaps.append(xm[take])
             t0 = _time.perf_counter()
             cfg = cfgs[m]
-            res = train(snaps, times, population_size=rel, holdout=holdout, config=cfg,
+            res = train(snaps, mdl.to_model_times(times).tolist(), population_size=rel,
+                        holdout=holdout, config=cfg,
                         seed=int(seed) * 1000 + m, device=device,
                         progress=resolve_progress(progress))
             secs.append(_time.perf_counter() - t0)
             phases.append({k: float(v) for k, v in res.extra.items() if k.startswith("seconds_")})
-            member = VGFM(res.field, config=cfg, info=mdl.info)
+            member = mdl.with_field(res.field, config=cfg)
             v, g = member.predict(x, cell_t)
             vs.append(v)
             gs.append(g)
             if end is not None:
-                f, d = _descendant_fates(member, score, sig, x[start], t_start, t_target, end,
+                f, d = _descendant_fates(member, score, sig, xm[start], t_start, t_target, end,
                                          n_samples=n_samples, seed=seed + m, n_steps=4,
                                          batch_size=65536, own=codes[start], device=device)
                 fs.append(f)
