@@ -11,8 +11,8 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 
 from vgfm._data._containers import Data, resolve_container
 from vgfm._data._keys import DEFAULT_KEY, trajectories_key
-from vgfm._data._times import at_time
 from vgfm._data._record import read_record
+from vgfm._data._times import at_time
 from vgfm.pl._utils import finish, method_label, new_axes
 
 if TYPE_CHECKING:
