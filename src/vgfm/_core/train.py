@@ -49,7 +49,8 @@ class TrainConfig:
         Stiffening of the relaxed marginal with motion: source cell ``i`` gets the KL weight
         ``reg_m * (1 + reg_m_motion * d_i^2 / mean(d^2))``, ``d_i`` its displacement under the
         balanced plan (:func:`vgfm._core.couplings.motion_reg_m`), so moving clouds are not
-        read as growth while populations that change in place still are; ``0``: one weight.
+        read as growth while populations that change in place still are; ``0``: one weight
+        for every cell (the behaviour before this option existed).
     sigma
         Interpolant noise, relative to the data scale (root mean per-coordinate variance).
     hidden, n_layers
@@ -96,7 +97,7 @@ class TrainConfig:
     method: str = "vgfm"
     reg: float = 0.01
     reg_m: float = 0.5
-    reg_m_motion: float = 0.0
+    reg_m_motion: float = 3.0
     sigma: float = 0.05
     hidden: int = 64
     n_layers: int = 3
