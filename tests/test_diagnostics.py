@@ -73,7 +73,8 @@ def test_transport_cost_matches_hand_computation(two_snapshots, population_size)
         cp = couple_interval(
             torch.as_tensor(x0), torch.as_tensor(x1),
             mass0=1.0, mass1=sizes[1] / sizes[0], dt=2.0,
-            options={"reg": reg, "reg_m": lam, "coupling_geometry": "euclidean"},  # fit's default
+            options={"reg": reg, "reg_m": lam, "coupling_geometry": "euclidean",
+                     "reg_m_motion": TrainConfig().reg_m_motion},  # the fit's defaults
             max_block=max(len(x0), len(x1)), max_blocks=1,
             generator=torch.Generator().manual_seed(seed),
         )

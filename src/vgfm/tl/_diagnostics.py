@@ -36,6 +36,7 @@ def coupling_diagnostic(
     reg_m_values: Sequence[float] = _DEFAULT_REG_M,
     reg: float | None = None,
     coupling_geometry: str | None = None,
+    reg_m_motion: float | None = None,
     intervals: Sequence[int] | None = None,
     population_size: Sequence[float] | dict | None = None,
     key: str = keys.DEFAULT_KEY,
@@ -74,6 +75,10 @@ def coupling_diagnostic(
         ``"affine"`` or ``"euclidean"``, as the training option of :func:`vgfm.tl.fit`;
         default that of :func:`vgfm.tl.fit`.  ``transport_cost`` is always measured in the
         representation itself.
+    reg_m_motion
+        Stiffening of the relaxation with motion, as the training option of
+        :func:`vgfm.tl.fit` (``reg_m`` of a cell is multiplied by
+        ``1 + reg_m_motion * d^2 / mean d^2``); default that of :func:`vgfm.tl.fit`.
     intervals
         Indices ``k`` of the intervals ``[t_k, t_{{k+1}}]`` to examine; default all.
     population_size
@@ -126,8 +131,9 @@ def coupling_diagnostic(
     if max_cells < 2:
         raise ValueError(f"max_cells must be >= 2, got {max_cells}.")
     eps = TrainConfig().reg if reg is None else float(reg)
-    geometry = TrainConfig(**({} if coupling_geometry is None else
-                              {"coupling_geometry": coupling_geometry})).coupling_geometry
+    cfg = TrainConfig(**{k: v for k, v in (("coupling_geometry", coupling_geometry),
+                                            ("reg_m_motion", reg_m_motion)) if v is not None})
+    geometry, motion = cfg.coupling_geometry, cfg.reg_m_motion
     if not eps > 0:
         raise ValueError(f"reg must be > 0, got {reg!r}.")
     seed = validate_seed(seed)
@@ -166,7 +172,8 @@ def coupling_diagnostic(
                 gen = torch.Generator().manual_seed(int(seed))
                 cp = couple_interval(
                     x0, x1, mass0=a_tot, mass1=b_tot, dt=t1 - t0,
-                    options={"reg": eps, "reg_m": lam, "coupling_geometry": geometry},
+                    options={"reg": eps, "reg_m": lam, "coupling_geometry": geometry,
+                             "reg_m_motion": motion},
                     max_block=max(len(x0), len(x1)), max_blocks=1, generator=gen,
                 )
                 plan = cp.plans[0].double()
