@@ -141,3 +141,43 @@ def test_cuda_request_without_cuda_is_a_clear_error():
     with pytest.raises(ValueError, match="CUDA is not available"):
         train(_toy(), [0.0, 1.0], config=TrainConfig(stage1_steps=1, stage2_steps=0),
               device="cuda")
+
+
+def test_motion_weights_only_for_solvers_that_read_them(monkeypatch):
+    x0, x1 = (torch.tensor(x) for x in _toy())
+    opts = {"reg": 0.05, "reg_m": 0.5, "reg_m_motion": 3.0}
+    seen = []
+
+    def rows_solver(cost, a, b, options):
+        seen.append(options.get("reg_m_rows"))
+        return get_solver("semi_relaxed")(cost, a, b, options)
+
+    register_solver("test_rows", rows_solver, row_weights=True)
+    register_solver("test_no_rows", rows_solver)
+    try:
+        cp.couple_interval(x0, x1, mass0=1.0, mass1=1.0, dt=1.0, solver="test_rows",
+                           options=opts, max_block=128, max_blocks=1)
+        rows = seen.pop()
+        assert rows is not None and rows.shape == (len(x0),)
+        expected = cp.motion_reg_m(
+            x0.double(), x1.double(), *_scaled_cost_and_masses(x0, x1), reg=0.05,
+            reg_m=0.5, stiffness=3.0)
+        torch.testing.assert_close(rows, expected)
+        # a solver registered without row_weights (like the exact one) never pays for them
+        monkeypatch.setattr(cp, "motion_reg_m", lambda *a, **k: pytest.fail("computed"))
+        cp.couple_interval(x0, x1, mass0=1.0, mass1=1.0, dt=1.0, solver="test_no_rows",
+                           options=opts, max_block=128, max_blocks=1)
+        assert seen.pop() is None
+        cp.couple_interval(x0, x1, mass0=1.0, mass1=1.0, dt=1.0, solver="exact",
+                           options=opts, max_block=128, max_blocks=1)
+    finally:
+        unregister_solver("test_rows")
+        unregister_solver("test_no_rows")
+
+
+def _scaled_cost_and_masses(x0, x1):
+    c = cp.squared_distances(x0.double(), x1.double())
+    c = (c - c.min(0, keepdim=True).values) / cp.cost_scale(x0, x1)
+    a = torch.full((len(x0),), 1.0 / len(x0), dtype=torch.float64)
+    b = torch.full((len(x1),), 1.0 / len(x1), dtype=torch.float64)
+    return c, a, b

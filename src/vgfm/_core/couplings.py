@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from .sinkhorn import semi_relaxed_sinkhorn, squared_distances
-from .solvers import get_solver
+from .solvers import get_solver, uses_row_weights
 
 logger = logging.getLogger("vgfm")
 
@@ -228,7 +228,9 @@ def couple_interval(
         Interval length; growth targets are ``log(w/a) / dt``.
     solver, options
         Name of a registered coupling solver (:mod:`vgfm._core.solvers`) and its options
-        (e.g. ``{"reg": 0.01, "reg_m": 0.5}`` for ``"semi_relaxed"``).
+        (e.g. ``{"reg": 0.01, "reg_m": 0.5}`` for ``"semi_relaxed"``). With
+        ``"reg_m_motion" > 0`` and a solver registered with ``row_weights=True`` each block's
+        source rows get the weights of :func:`motion_reg_m`.
     max_block, max_blocks
         Bounds on the block size and count.
     source_prior
@@ -264,8 +266,8 @@ def couple_interval(
     elif geometry != "euclidean":
         raise ValueError(f"coupling_geometry must be 'euclidean' or 'affine', got {geometry!r}")
     motion = float(opts.get("reg_m_motion", 0.0) or 0.0)
-    if motion > 0 and not ("reg" in opts and "reg_m" in opts and math.isfinite(float(opts["reg_m"]))):
-        motion = 0.0  # balanced couplings (reg_m = inf) or a solver without these options
+    if not (uses_row_weights(solver) and math.isfinite(float(opts.get("reg_m", math.inf)))):
+        motion = 0.0  # the solver ignores per-row weights, or the coupling is balanced
     scale = cost_scale(x0, x1, generator=generator)
     n_blocks = max(1, min(math.ceil(max(n0, n1) / max_block), max_blocks))
     if n_blocks == 1 and n0 <= max_block and n1 <= max_block:

@@ -9,7 +9,10 @@ A coupling solver turns one block of an interval into a transport plan::
 (float64, positive) and ``options`` is a mapping of the solver's own options taken from
 :class:`vgfm._core.train.TrainConfig` (``reg``, ``reg_m``, ...).  The plan's column sums must
 equal ``b`` (the observed target population is matched exactly); its row sums ``w`` are the
-masses the source cells grow to, so ``log(w / a) / dt`` is the growth target.
+masses the source cells grow to, so ``log(w / a) / dt`` is the growth target.  A solver
+registered with ``row_weights=True`` also reads ``options["reg_m_rows"]``, one relaxation
+weight per source row, which :func:`vgfm._core.couplings.couple_interval` computes (with
+:func:`vgfm._core.couplings.motion_reg_m`) only for such solvers.
 
 Adding a solver is one function plus one :func:`register_solver` call; a method that uses it is
 one row of :mod:`vgfm._core.methods`.
@@ -38,10 +41,11 @@ CouplingSolver = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, Mapping[str
 
 _SOLVERS: dict[str, CouplingSolver] = {}
 _DESCRIPTIONS: dict[str, str] = {}
+_ROW_WEIGHTS: set[str] = set()
 
 
 def register_solver(name: str, solver: CouplingSolver, *, description: str = "",
-                    overwrite: bool = False) -> None:
+                    row_weights: bool = False, overwrite: bool = False) -> None:
     """Make ``solver`` available under ``name`` (see the module docstring for the contract).
 
     Examples
@@ -63,12 +67,27 @@ def register_solver(name: str, solver: CouplingSolver, *, description: str = "",
                          "pass overwrite=True to replace it")
     _SOLVERS[name] = solver
     _DESCRIPTIONS[name] = description
+    _ROW_WEIGHTS.discard(name)
+    if row_weights:
+        _ROW_WEIGHTS.add(name)
 
 
 def unregister_solver(name: str) -> None:
     """Remove a registered solver (used by tests and plug-ins)."""
     _SOLVERS.pop(name, None)
     _DESCRIPTIONS.pop(name, None)
+    _ROW_WEIGHTS.discard(name)
+
+
+def uses_row_weights(name: str) -> bool:
+    """Whether the solver ``name`` reads per-row relaxation weights (``options["reg_m_rows"]``).
+
+    Examples
+    --------
+    >>> uses_row_weights("semi_relaxed"), uses_row_weights("exact")
+    (True, False)
+    """
+    return name in _ROW_WEIGHTS
 
 
 def available_solvers() -> dict[str, str]:
@@ -107,7 +126,7 @@ def _exact(cost: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
     return ot.emd(a, b, cost, numItermax=1_000_000)
 
 
-register_solver("semi_relaxed", _semi_relaxed,
+register_solver("semi_relaxed", _semi_relaxed, row_weights=True,
                 description="entropic OT, source marginal KL-relaxed (reg_m), target hard")
 register_solver("exact", _exact,
                 description="exact balanced OT plan (ot.emd); no growth")
