@@ -8,6 +8,7 @@ docs/cellrank.md).
 
 from __future__ import annotations
 
+import warnings
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
@@ -18,6 +19,13 @@ from packaging.version import Version
 
 import vgfm
 from vgfm._demo import lift_to_genes
+
+# CellRank 2.0.x (the release installable on Python < 3.12) calls numpy.testing with the x=/y=
+# keywords that numpy 2.0-2.2 deprecate (and 2.3 removed): warnings from the dependency, not
+# from vgfm
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Use of keyword argument `[xy]` is deprecated:DeprecationWarning"
+)
 
 
 def _cellrank_or_skip():
@@ -32,7 +40,11 @@ def _cellrank_or_skip():
             "keywords numpy 2.3 removed from numpy.testing); pip install 'vgfm[cellrank]' "
             "picks numpy<2.3 on Python<3.12 and cellrank>=2.3 on Python>=3.12"
         )
-    import cellrank as cr  # optional extra: imported only when present
+    with warnings.catch_warnings():
+        # cellrank 2.0.x reads numpy.core.overrides at import, deprecated since numpy 2.0
+        warnings.filterwarnings("ignore", "numpy.core.overrides is deprecated",
+                                DeprecationWarning)
+        import cellrank as cr  # optional extra: imported only when present
 
     return cr
 
