@@ -8,8 +8,11 @@ docs/cellrank.md).
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import warnings
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -109,3 +112,57 @@ def test_velocity_kernel_gpcca_fates(cr, fitted):
     in_g1 = (adata.obs["branch"] == "gene_1_high").to_numpy()
     # committed cells are fated to the terminal state of their own branch
     assert fp[to_g1][late & in_g1].mean() > fp[to_g1][late & ~in_g1].mean() + 0.5
+
+
+# ---------------------------------------------------------------------------------------------
+# table 5 of benchmarks/fates.py: CellRank from the same velocities against lineage truth
+# ---------------------------------------------------------------------------------------------
+_BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "fates.py"
+
+
+def _fates_benchmark():
+    spec = importlib.util.spec_from_file_location("fates_benchmark", _BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_benchmark_cellrank_table_skips_without_cellrank(monkeypatch):
+    bench = _fates_benchmark()
+    monkeypatch.setitem(sys.modules, "cellrank", None)  # import cellrank -> ImportError
+    out = bench.cellrank_table({})
+    assert isinstance(out, str)
+    assert out.startswith("skipped: cellrank is not importable")
+    assert "vgfm[cellrank]" in out
+
+
+@pytest.fixture(scope="module")
+def lineage(cr):
+    adata = vgfm.datasets.lineage_branching(80, n_replicates=40, seed=0)
+    vgfm.tl.fit(adata, "time", use_rep="X", progress=False, seed=0, stage1_steps=300,
+                stage2_steps=10)
+    return adata
+
+
+def test_benchmark_cellrank_fates_against_lineage_truth(cr, lineage):
+    bench = _fates_benchmark()
+    a = lineage
+    branches = list(a.obs["branch"].cat.categories)
+    last = (a.obs["time"] == a.obs["time"].max()).to_numpy()
+    for w_ck in (0.0, 0.2):
+        fp, step_cos = bench.cellrank_fates(a, cr, similarity="cosine", connectivity_weight=w_ck)
+        assert list(fp.columns) == branches and list(fp.index) == list(a.obs_names)
+        np.testing.assert_allclose(fp.sum(1), 1.0, atol=1e-3)
+        # the terminal states are the branches' cells at the last time point: absorbed there
+        for br in branches:
+            own = last & (a.obs["branch"] == br).to_numpy()
+            np.testing.assert_allclose(fp.loc[own, br], 1.0, atol=1e-6)
+        # the walk follows vgfm's velocity in the fitted space
+        assert step_cos > 0.7, step_cos
+        # and the early cells' fates follow their true (lineage) fates
+        agree = bench._early_agreement(a, fp)
+        assert agree["fates_pearson"] > 0.7, agree
+    truth = bench._early_agreement(a, a.obsm["true_fates"])
+    assert truth["fates_pearson"] == pytest.approx(1.0)
+    assert truth["fates_mae"] == 0.0
+    assert truth["share_lower"] + truth["share_upper"] == pytest.approx(1.0)
