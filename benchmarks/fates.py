@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scanpy as sc
+from scipy.spatial import cKDTree
 from scipy.stats import pearsonr, spearmanr
 
 import vgfm
@@ -290,12 +291,44 @@ def cellrank_fates(adata, cr, *, similarity: str = "correlation",
         np.median(cos))
 
 
+def sde_path_fates(adata, *, n_samples: int, seed: int,
+                   n_neighbors: int = 15) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Fates of the early cells from ``tl.simulate_stochastic`` paths, with and without mass.
+
+    A control for table 5: ``n_samples`` SDE paths per early cell to the last time, each end
+    point assigned softly to the branches of its ``n_neighbors`` nearest cells observed
+    there (as ``tl.fates`` does); returns the mass-weighted shares (``tl.fates``'s
+    definition) and the plain shares of paths (mass ignored, like a Markov chain's fate
+    probabilities). Rows: obs names of the early cells.
+    """
+    b = adata.copy()
+    t = b.obs["time"].to_numpy(dtype=float)
+    vgfm.tl.simulate_stochastic(b, n_samples=n_samples, t_eval=[t.min(), t.max()], seed=seed)
+    tr = b.uns["vgfm_trajectories"]
+    use_rep = vgfm.get_model(b).use_rep
+    x = np.asarray(b.X if use_rep == "X" else b.obsm[use_rep], dtype=np.float64)
+    last = t == t.max()
+    labels = b.obs[BRANCH].cat.codes.to_numpy()[last]
+    names = [str(c) for c in b.obs[BRANCH].cat.categories]
+    _, idx = cKDTree(x[last]).query(np.asarray(tr["x"][-1], dtype=np.float64), k=n_neighbors)
+    share = np.stack([(labels[idx] == j).mean(1) for j in range(len(names))], axis=1)
+    m = np.exp(np.asarray(tr["log_mass"][-1], dtype=np.float64))
+    start = pd.Index(np.asarray(tr["start_obs"]).astype(str))
+    plain = pd.DataFrame(share, columns=names).groupby(start).mean()
+    mass = pd.Series(m).groupby(start).sum()
+    weighted = pd.DataFrame(share * m[:, None], columns=names).groupby(start).sum().div(
+        mass, axis=0)
+    return weighted, plain
+
+
 def cellrank_table(kept: dict, n_samples_more: int = 200) -> pd.DataFrame | str:
     """Table 5: CellRank 2 fates from the same vgfm velocities, against the lineage truth.
 
     One row per seed and method: ``tl.fates`` as in table 1, ``tl.fates`` with
     ``n_samples_more`` descendants per cell (how much of the gap is Monte-Carlo error), and
-    each kernel of ``CELLRANK_KERNELS``; ``fates_pearson`` on the same early cells, pooled
+    :func:`sde_path_fates` (the same SDE's paths with and without their mass: how much the
+    growth weighting moves the fates), and each kernel of ``CELLRANK_KERNELS``;
+    ``fates_pearson`` on the same early cells, pooled
     over the branches, with the mean absolute error and mean shares of
     :func:`_early_agreement` (row ``truth``: the true shares); ``step_cos``: see
     :func:`cellrank_fates`.
@@ -316,6 +349,11 @@ def cellrank_table(kept: dict, n_samples_more: int = 200) -> pd.DataFrame | str:
         rows.append({"seed": s, "method": f"tl.fates, n_samples={n_samples_more}",
                      **_early_agreement(b, b.obsm["more_fates"]),
                      "seconds": time.perf_counter() - t0})
+        weighted, plain = sde_path_fates(a, n_samples=n_samples_more, seed=s)
+        for label, df in (("SDE paths, mass-weighted", weighted),
+                          ("SDE paths, mass ignored", plain)):
+            rows.append({"seed": s, "method": f"{label} (n_samples={n_samples_more})",
+                         **_early_agreement(a, df.reindex(a.obs_names))})
         for name, (similarity, w_ck) in CELLRANK_KERNELS.items():
             t0 = time.perf_counter()
             fp, cos = cellrank_fates(a, cr, similarity=similarity, connectivity_weight=w_ck)
