@@ -94,13 +94,15 @@ def score_to_dict(score: ScoreField, *, sigma_estimated: float, config: ScoreCon
 def score_from_dict(d: dict[str, Any]) -> ScoreField:
     """Rebuild the :class:`~vgfm._core.sde.ScoreField` stored by :func:`score_to_dict`."""
     try:
-        cfg = ScoreConfig(**json.loads(str(d["config"])))
+        cfg_d = json.loads(str(d["config"]))
+        cfg_d.setdefault("bridge", True)  # records written before the option: bridge score
+        cfg = ScoreConfig(**cfg_d)
         state = {k: torch.as_tensor(np.asarray(v)) for k, v in d["state"].items()}
         dim = int(d["dim"])
         fld = ScoreField(
             dim, center=torch.zeros(dim), scale=1.0, t_start=0.0, t_span=1.0,
             knots=state["knots"].tolist(), sigma=float(d["sigma"]), floor=float(d["floor"]),
-            hidden=cfg.hidden, n_layers=cfg.n_layers,
+            hidden=cfg.hidden, n_layers=cfg.n_layers, bridge=cfg.bridge,
         )
         fld.load_state_dict(state)
     except (KeyError, TypeError, RuntimeError, ValueError) as err:
