@@ -166,7 +166,7 @@ def _decay_adata() -> tuple[ad.AnnData, VGFM]:
             "time_labels": ["0", "1"], "relative_size": [1.0, 1.0], "n_cells": [40, 40],
             "held_out": [False, False], "seed": 0}
     score = ScoreField(2, center=torch.zeros(2), scale=1.0, t_start=0.0, t_span=1.0,
-                       knots=[0.0, 1.0], sigma=0.0, floor=0.5)
+                       knots=[0.0, 1.0], sigma=0.0, floor=0.25)
     for p in score.parameters():
         torch.nn.init.zeros_(p)
     adata.uns["vgfm"] = {"stochastic": score_to_dict(
@@ -176,8 +176,11 @@ def _decay_adata() -> tuple[ad.AnnData, VGFM]:
 
 
 def test_tl_sde_method_default_is_heun_and_is_validated() -> None:
-    """``simulate_stochastic`` integrates with Heun by default: with sigma = 0 and few steps
-    (floor 0.5: a few steps per unit time) it follows x0 e^{-t} far more closely than Euler."""
+    """``simulate_stochastic`` integrates with Heun by default, at the drift step bound of
+    ``τ_0`` per drift evaluation: with sigma = 0 and v = -x, Heun takes
+    ``n_h = ceil(q99|x0| / (2 τ_0))`` steps and gives ``x0 a^n_h`` (``a = 1 - h + h²/2``), Euler
+    ``n_e = ceil(q99|x0| / τ_0)`` steps and ``x0 (1 - h)^n_e``: the same number of drift
+    evaluations, and Heun is several times closer to ``x0 e^{-1}``."""
     adata, model = _decay_adata()
     before = adata.copy()
     with pytest.raises(ValueError, match="sde_method must be one of"):
@@ -186,12 +189,20 @@ def test_tl_sde_method_default_is_heun_and_is_validated() -> None:
     with pytest.raises(ValueError, match="sde_method must be one of"):
         vgfm.tl.fates(adata, "kind", model=model, sigma=0.0, sde_method="milstein")
     assert set(adata.uns) == set(before.uns) and adata.obsm.keys() == before.obsm.keys()
+    floor = 0.25
+    start = adata.X[(adata.obs["time"] == 0).to_numpy()]
+    q = float(np.quantile(np.linalg.norm(start, axis=1), 0.99))  # speed |v| = |x| at t = 0
+    n_h, n_e = math.ceil(q / (2 * floor)), math.ceil(q / floor)
+    assert n_h >= 3 and n_e >= 2 * n_h - 1
+    factor = {"heun": _scheme_factors("heun", 1 / n_h)[0] ** n_h,
+              "euler": _scheme_factors("euler", 1 / n_e)[0] ** n_e}
+    factor["default"] = factor["heun"]
     err = {}
     for m in ("default", "heun", "euler"):
         kw = {} if m == "default" else {"sde_method": m}
         vgfm.tl.simulate_stochastic(adata, model=model, t_eval=[0.0, 1.0], sigma=0.0, **kw)
         tr = adata.uns["vgfm_trajectories"]
         x0, x1 = tr["x"][0].astype(np.float64), tr["x"][1].astype(np.float64)
+        np.testing.assert_allclose(x1, x0 * factor[m], rtol=1e-5, atol=1e-6)
         err[m] = np.abs(x1 - x0 * math.exp(-1.0)).max()
-    assert err["default"] == err["heun"]
     assert err["heun"] < err["euler"] / 5

@@ -101,11 +101,6 @@ class ScoreConfig:
         Adam steps, pairs per interval per step, learning rate (cosine decay to 5 %).
     hidden, n_layers
         Width and depth of the score MLP.
-    bridge
-        ``True``: learn the score of the Brownian-bridge interpolant (noise
-        ``τ_s² = τ_0² + σ² dt s(1-s)``); ``False``: of the constant-noise interpolant
-        ``τ_s = τ_0`` that VGFM's velocity was trained on (the score then does not depend
-        on σ).  See the module docstring.
     """
 
     steps: int = 800
@@ -113,7 +108,6 @@ class ScoreConfig:
     lr: float = 2e-3
     hidden: int = 64
     n_layers: int = 3
-    bridge: bool = True
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1 or not self.lr > 0:
@@ -159,10 +153,8 @@ class ScoreField(nn.Module):
         floor: float,
         hidden: int = 64,
         n_layers: int = 3,
-        bridge: bool = True,
     ):
         super().__init__()
-        self.bridge = bool(bridge)
         if not floor > 0:
             raise ValueError(f"the score's noise floor must be > 0, got {floor}")
         if not sigma >= 0:
@@ -184,13 +176,7 @@ class ScoreField(nn.Module):
         lo, hi = self.knots[k - 1], self.knots[k]
         dt = hi - lo
         s = ((t - lo) / dt).clamp(0.0, 1.0)
-        return torch.sqrt(self.floor**2 + self.bridge_variance(dt, s))
-
-    def bridge_variance(self, dt: torch.Tensor | float, s: torch.Tensor) -> torch.Tensor:
-        """``σ² dt s (1-s)`` of the Brownian bridge (zero when ``bridge=False``)."""
-        if not self.bridge:
-            return torch.zeros_like(s)
-        return self.sigma**2 * dt * s * (1.0 - s)
+        return torch.sqrt(self.floor**2 + self.sigma**2 * dt * s * (1.0 - s))
 
     def noise_prediction(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The network output, ``≈ −ε`` (``τ(t) ×`` score)."""
@@ -375,7 +361,6 @@ def train_score(
         t_start=times[0] if t_start is None else float(t_start),
         t_span=(times[-1] - times[0]) if t_span is None else float(t_span),
         knots=times, sigma=sig, floor=float(floor), hidden=cfg.hidden, n_layers=cfg.n_layers,
-        bridge=cfg.bridge,
     ).to(dev)
     samplers = [PairSampler(c) for c in couplings]
     opt = torch.optim.Adam(fld.parameters(), lr=cfg.lr)
@@ -390,7 +375,7 @@ def train_score(
             dt = times[k + 1] - times[k]
             s = torch.rand(b, 1, generator=gen).to(dev)
             e = torch.randn(b, dim, generator=gen).to(dev)
-            tau = torch.sqrt(fld.floor**2 + fld.bridge_variance(dt, s))
+            tau = torch.sqrt(fld.floor**2 + fld.sigma**2 * dt * s * (1 - s))
             xs.append((1 - s) * snaps[k][i] + s * snaps[k + 1][j] + tau * e)
             ts.append(times[k] + s * dt)
             eps.append(e)

@@ -25,6 +25,7 @@ from scipy.spatial import cKDTree
 from vgfm._core.methods import get_method
 from vgfm._core.sde import (
     ScoreConfig,
+    DRIFT_EVALUATIONS,
     ScoreField,
     check_sde_method,
     integrate_sde,
@@ -94,15 +95,13 @@ def score_to_dict(score: ScoreField, *, sigma_estimated: float, config: ScoreCon
 def score_from_dict(d: dict[str, Any]) -> ScoreField:
     """Rebuild the :class:`~vgfm._core.sde.ScoreField` stored by :func:`score_to_dict`."""
     try:
-        cfg_d = json.loads(str(d["config"]))
-        cfg_d.setdefault("bridge", True)  # records written before the option: bridge score
-        cfg = ScoreConfig(**cfg_d)
+        cfg = ScoreConfig(**json.loads(str(d["config"])))
         state = {k: torch.as_tensor(np.asarray(v)) for k, v in d["state"].items()}
         dim = int(d["dim"])
         fld = ScoreField(
             dim, center=torch.zeros(dim), scale=1.0, t_start=0.0, t_span=1.0,
             knots=state["knots"].tolist(), sigma=float(d["sigma"]), floor=float(d["floor"]),
-            hidden=cfg.hidden, n_layers=cfg.n_layers, bridge=cfg.bridge,
+            hidden=cfg.hidden, n_layers=cfg.n_layers,
         )
         fld.load_state_dict(state)
     except (KeyError, TypeError, RuntimeError, ValueError) as err:
@@ -248,15 +247,19 @@ _SPEED_QUANTILE = 0.99
 
 
 def _drift_steps(fld: Any, sc: ScoreField, sigma: float, x: torch.Tensor, a: float, b: float,
-                 floor: float) -> int:
-    """Euler steps over ``[a, b]`` so that a particle moves at most ``τ_0`` per step.
+                 floor: float, method: str = "heun") -> int:
+    """Steps over ``[a, b]`` so that a particle moves at most ``τ_0`` per drift evaluation.
 
     ``τ_0`` (the score's floor, VGFM's interpolant noise) is the length scale below which the
     velocity and the score were not resolved in training; an Euler step longer than
     ``τ_0 / |b(x)|`` jumps across structure the fields do resolve (a first-order scheme with
     one step per observed interval moves cells by their whole displacement at the start
     velocity).  ``|b|`` is the speed of the full drift ``v + (σ²/2) s`` at the particles'
-    current states, its 99th percentile over the chunk.
+    current states, its 99th percentile over the chunk.  The bound is on the distance per
+    drift evaluation: Heun evaluates the drift twice per step (at both ends), so its steps
+    may be twice as long, at the cost of Euler–Maruyama's; its local error is third order in
+    the step against second for Euler–Maruyama (measured in ``benchmarks/fates.py``,
+    table 6).
     """
     if len(x) == 0 or not floor > 0:
         return 1
@@ -269,7 +272,8 @@ def _drift_steps(fld: Any, sc: ScoreField, sigma: float, x: torch.Tensor, a: flo
         q = float(torch.quantile(speed, _SPEED_QUANTILE)) if len(speed) > 1 else float(speed[0])
     if not math.isfinite(q):
         return 1
-    return max(1, math.ceil((b - a) * q / floor - 1e-9))
+    length = floor * DRIFT_EVALUATIONS[method]
+    return max(1, math.ceil((b - a) * q / length - 1e-9))
 
 
 def _rollout(mdl: VGFM, score: ScoreField, sigma: float, x0: np.ndarray, t_grid: Sequence[float],
@@ -297,7 +301,7 @@ def _rollout(mdl: VGFM, score: ScoreField, sigma: float, x0: np.ndarray, t_grid:
             lm = torch.zeros(len(xb), dtype=xb.dtype, device=dev)
             x_out, lm_out = [xb], [lm]
             for k, (a, b) in enumerate(zip(grid[:-1], grid[1:])):
-                steps = max(int(n_steps), _drift_steps(fld, sc, sigma, xb, a, b, floor))
+                steps = max(int(n_steps), _drift_steps(fld, sc, sigma, xb, a, b, floor, method))
                 x, lm_k = integrate_sde(fld, sc, xb, [a, b], sigma=sigma, log_mass0=lm,
                                         n_steps=steps, max_step=step, method=method,
                                         seed=seed * 100_003 + c * 1_009 + k)
