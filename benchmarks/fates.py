@@ -17,8 +17,9 @@ Prints tables:
    first-snapshot cell to every observed time, and report per time the mass-weighted variance
    ratio and the energy distance over its two-half floor (target: ratio in [0.9, 1.1], energy
    distance <= 2x the floor).  The SDE is integrated, on the same fit, with every scheme of
-   ``--sde-methods`` (default: the stochastic Heun default and Euler-Maruyama), so the
-   schemes are compared without refitting.
+   ``--sde-methods`` (default: the stochastic Heun default and Euler-Maruyama) and every
+   score training length of ``--score-steps`` (default: the library's), so they are compared
+   without refitting (columns ``{method}{steps}`` when several lengths are given).
 
 Usage::
 
@@ -130,21 +131,27 @@ SDE_METHODS = ("heun", "euler")
 
 
 def _spread_rows(a, name: str, seed: int, sigma: float | None = None,
-                 quick: bool = False, methods=SDE_METHODS) -> list[dict]:
+                 quick: bool = False, methods=SDE_METHODS,
+                 score_steps: tuple = (None,)) -> list[dict]:
     """Fit ``a`` (defaults), roll the first snapshot out with the SDE and the ODE, compare.
 
-    The SDE runs once per scheme of ``methods`` on the same fit and score model (the score is
-    trained by the first call, as ``tl.simulate(stochastic=True)`` does, and reused).
+    For each score training length of ``score_steps`` (``None``: the default of
+    ``tl.fit_stochastic``) the score is trained with the fit's seed, as
+    ``tl.simulate(stochastic=True)`` does on first use, and the SDE runs once per scheme of
+    ``methods`` on the same fit.
     """
     t_fit = _fit(a, quick=quick, seed=seed)
     cell_t = a.obs["time"].to_numpy(dtype=float)
     times = np.asarray(vgfm.VGFM.from_adata(a).times, dtype=float)
     runs, secs = {}, {}
-    for m in methods:
-        t0 = time.perf_counter()
-        vgfm.tl.simulate_stochastic(a, t_eval=times, seed=seed, sigma=sigma, sde_method=m)
-        secs[m] = time.perf_counter() - t0
-        runs[m] = a.uns["vgfm_trajectories"]
+    for n in score_steps:
+        vgfm.tl.fit_stochastic(a, seed=seed, **({} if n is None else {"steps": int(n)}))
+        for m in methods:
+            kind = m if len(score_steps) == 1 else f"{m}{n}"
+            t0 = time.perf_counter()
+            vgfm.tl.simulate_stochastic(a, t_eval=times, seed=seed, sigma=sigma, sde_method=m)
+            secs[kind] = time.perf_counter() - t0
+            runs[kind] = a.uns["vgfm_trajectories"]
     vgfm.tl.simulate(a, t_eval=times, seed=seed)
     runs["ode"] = a.uns["vgfm_trajectories"]
     sig = float(a.uns["vgfm"]["stochastic"]["sigma"]) if sigma is None else float(sigma)
@@ -159,14 +166,22 @@ def _spread_rows(a, name: str, seed: int, sigma: float | None = None,
             row[f"{kind}_var_ratio"] = variance_ratio(x, y, w)
             row[f"{kind}_ed/floor"] = energy_distance(x, y, w, seed=seed + k) / floor
         row["fit_s"] = t_fit
-        for m in methods:
-            row[f"{m}_s"] = secs[m]
+        for kind, sec in secs.items():
+            row[f"{kind}_s"] = sec
         rows.append(row)
     return rows
 
 
+def _kinds(methods, score_steps) -> list[str]:
+    """Column prefixes of the SDE runs (see :func:`_spread_rows`)."""
+    if len(score_steps) == 1:
+        return list(methods)
+    return [f"{m}{n}" for n in score_steps for m in methods]
+
+
 def stochastic_spread_table(seeds, data_dir=None, sigma: float | None = None,
-                            quick: bool = False, methods=SDE_METHODS) -> pd.DataFrame:
+                            quick: bool = False, methods=SDE_METHODS,
+                            score_steps: tuple = (None,)) -> pd.DataFrame:
     """Spread of SDE and ODE rollouts vs the observed snapshots (default fits).
 
     One row per dataset, seed and observed time after the first; ``{m}_var_ratio`` is the
@@ -183,13 +198,14 @@ def stochastic_spread_table(seeds, data_dir=None, sigma: float | None = None,
             except FileNotFoundError as err:
                 print(f"  {name}: skipped ({err})", file=sys.stderr)
                 break
-            rows += _spread_rows(a, name, s, sigma=sigma, quick=quick, methods=methods)
+            rows += _spread_rows(a, name, s, sigma=sigma, quick=quick, methods=methods,
+                                 score_steps=score_steps)
             print(f"  [spread] {name} seed {s} done", file=sys.stderr, flush=True)
     tab = pd.DataFrame(rows)
     if tab.empty:
         return tab
     lo, hi = VARIANCE_RATIO_RANGE
-    for kind in (*methods, "ode"):
+    for kind in (*_kinds(methods, score_steps), "ode"):
         ok = tab[f"{kind}_var_ratio"].between(lo, hi) & (tab[f"{kind}_ed/floor"]
                                                          <= ENERGY_RATIO_LIMIT)
         tab[f"{kind}_pass"] = np.where(ok, "PASS", "FAIL")
@@ -264,6 +280,8 @@ def main() -> None:
                     help="SDE noise level of table 6 (default: estimated from the couplings)")
     ap.add_argument("--sde-methods", nargs="+", default=list(SDE_METHODS),
                     help="SDE schemes compared in table 6 (default: heun euler)")
+    ap.add_argument("--score-steps", type=int, nargs="+", default=None,
+                    help="score training lengths compared in table 6 (default: the library's)")
     ap.add_argument("--only-timing", action="store_true",
                     help="table 4's tl.fates timing on ~10k cells only (default fit)")
     args = ap.parse_args()
@@ -272,7 +290,7 @@ def main() -> None:
         FIT_OPTIONS[k] = float(v) if v.replace(".", "", 1).replace("e-", "", 1).isdigit() else v
     if FIT_OPTIONS:
         print("fit options:", FIT_OPTIONS)
-    pd.set_option("display.width", 160)
+    pd.set_option("display.width", 250)
     pd.set_option("display.float_format", lambda v: f"{v:.3f}")
     n_samples = 20 if args.quick else 50
     t_start = time.perf_counter()
@@ -355,20 +373,29 @@ def _print_spread(args) -> None:
     print("\n## 6. stochastic spread on simulation gene 2-D, dyngen 5-D, Gaussian 50-D "
           "(default fits; first snapshot rolled out to every observed time)")
     methods = tuple(args.sde_methods)
+    steps = tuple(args.score_steps) if args.score_steps else (None,)
     tab = stochastic_spread_table(args.seeds, args.data_dir, sigma=args.sigma, quick=args.quick,
-                                  methods=methods)
+                                  methods=methods, score_steps=steps)
     if tab.empty:
         print("skipped: no dataset could be loaded")
         return
     print(tab.to_string(index=False))
     lo, hi = VARIANCE_RATIO_RANGE
-    for kind in (*methods, "ode"):
+    for kind in (*_kinds(methods, steps), "ode"):
         n_ok = int((tab[f"{kind}_pass"] == "PASS").sum())
         print(f"{kind.upper()}: {n_ok}/{len(tab)} (dataset, seed, time) rows pass "
               f"(variance ratio in [{lo}, {hi}] and ED <= {ENERGY_RATIO_LIMIT:g} x floor); "
               f"variance ratio range [{tab[f'{kind}_var_ratio'].min():.3f}, "
               f"{tab[f'{kind}_var_ratio'].max():.3f}], ED/floor max "
               f"{tab[f'{kind}_ed/floor'].max():.2f}")
+    worst = tab.groupby("dataset").agg(**{
+        f"{kind}_{stat}": (f"{kind}_{col}", fn)
+        for kind in (*_kinds(methods, steps), "ode")
+        for stat, col, fn in (("vr_min", "var_ratio", "min"), ("vr_max", "var_ratio", "max"),
+                              ("ed_max", "ed/floor", "max"))
+    })
+    print("worst values per dataset:")
+    print(worst.T.to_string())
 
 
 if __name__ == "__main__":

@@ -98,12 +98,17 @@ class ScoreConfig:
     Attributes
     ----------
     steps, batch_size, lr
-        Adam steps, pairs per interval per step, learning rate (cosine decay to 5 %).
+        Adam steps, pairs per interval per step, learning rate (cosine decay to 5 %).  The
+        denoising target ``−ε`` is mostly noise around the score (its conditional mean), so
+        the regression needs many pairs: with 800 steps the loss was still falling and the
+        under-fitted score (too weak a pull back towards the population) let the SDE spread
+        too far (Gaussian 50-D: energy distance 1.7–2.1 × the two-half floor, 0.9–1.2 with
+        3200 steps; ``benchmarks/fates.py`` table 6).
     hidden, n_layers
         Width and depth of the score MLP.
     """
 
-    steps: int = 800
+    steps: int = 3200
     batch_size: int = 256
     lr: float = 2e-3
     hidden: int = 64

@@ -401,7 +401,7 @@ def fit_stochastic(
     model: VGFM | None = None,
     key: str = C.DEFAULT_KEY,
     sigma: float | None = None,
-    steps: int = 800,
+    steps: int = 3200,
     batch_size: int = 256,
     seed: int = 0,
     time_order: Sequence | None = None,
