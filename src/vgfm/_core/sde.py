@@ -80,9 +80,10 @@ from .matcher import PairSampler
 from .networks import mlp
 
 __all__ = [
+    "DRIFT_EVALUATIONS",
+    "SDE_METHODS",
     "ScoreConfig",
     "ScoreField",
-    "SDE_METHODS",
     "ScoreResult",
     "check_sde_method",
     "estimate_sigma",

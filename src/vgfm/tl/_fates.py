@@ -24,8 +24,8 @@ from scipy.spatial import cKDTree
 
 from vgfm._core.methods import get_method
 from vgfm._core.sde import (
-    ScoreConfig,
     DRIFT_EVALUATIONS,
+    ScoreConfig,
     ScoreField,
     check_sde_method,
     integrate_sde,
