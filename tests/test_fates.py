@@ -287,6 +287,9 @@ def test_ensemble_determinism_under_seeds(fitted_lineage) -> None:
     assert "vgfm_growth_sd" not in base.obs  # copy=True leaves the input alone
     np.testing.assert_allclose(a.uns["vgfm_ensemble"]["member_reg_m"],
                                base.uns["vgfm"]["params"]["reg_m"] * np.array([0.25, 4.0]))
+    # the motion stiffening runs from none to twice the reference's alongside reg_m
+    np.testing.assert_allclose(a.uns["vgfm_ensemble"]["member_reg_m_motion"],
+                               base.uns["vgfm"]["params"]["reg_m_motion"] * np.array([0.0, 2.0]))
 
 
 def test_pl_fates_and_transitions_draw_stored_values() -> None:

@@ -52,7 +52,13 @@ __all__ = ["ensemble"]
 
 
 def _member_configs(mdl: VGFM, steps_fraction: float, n_models: int, reg_m_spread: float):
-    """Per-member configs: fewer steps; ``reg_m`` log-evenly over ``[reg_m/f, reg_m*f]``."""
+    """Per-member configs: fewer steps and a spread of the relaxation.
+
+    Member ``m`` (``e_m`` evenly spaced in ``[-1, 1]``) uses ``reg_m * reg_m_spread ** e_m`` and
+    ``reg_m_motion * (1 + e_m)``: the members run from the most permissive relaxation (a quarter
+    of ``reg_m``, no motion stiffening) to the stiffest (four times ``reg_m``, twice the
+    stiffening), the two knobs that decide how much of a snapshot difference is read as growth.
+    """
     cfg = mdl.config
     base = dataclasses.replace(
         cfg,
@@ -64,8 +70,10 @@ def _member_configs(mdl: VGFM, steps_fraction: float, n_models: int, reg_m_sprea
             and math.isfinite(float(reg_m)))
     if not vary:
         return [base] * n_models
+    kappa = float(getattr(cfg, "reg_m_motion", 0.0))
     expo = np.linspace(-1.0, 1.0, n_models)
-    return [dataclasses.replace(base, reg_m=float(reg_m) * float(reg_m_spread) ** e)
+    return [dataclasses.replace(base, reg_m=float(reg_m) * float(reg_m_spread) ** e,
+                                reg_m_motion=kappa * (1.0 + float(e)))
             for e in expo]
 
 
@@ -133,9 +141,11 @@ def ensemble(
         trained less than the reference, which adds optimisation noise to the spread).
     reg_m_spread
         Uncertainty about the coupling relaxation: member ``m`` uses the reference
-        ``reg_m`` times ``reg_m_spread ** e_m`` with ``e_m`` evenly spaced in ``[-1, 1]``
-        (default 4: from a quarter to four times the fitted value). Growth is not identifiable
-        from snapshots without such a choice (docs/method.md, "Why growth is hard to pin down"), and it is the largest source of
+        ``reg_m`` times ``reg_m_spread ** e_m`` and the reference ``reg_m_motion`` times
+        ``1 + e_m``, with ``e_m`` evenly spaced in ``[-1, 1]`` (default 4: from a quarter of
+        ``reg_m`` without motion stiffening to four times ``reg_m`` with twice the
+        stiffening). Growth is not identifiable from snapshots without such a choice
+        (docs/method.md, "Why growth is hard to pin down"), and it is the largest source of
         error of the learned growth; ``1`` gives a pure bootstrap/seed ensemble.
     fates_groupby
         When given, also compute :func:`vgfm.tl.fates` per member (categories of this
@@ -277,6 +287,8 @@ def ensemble(
         "steps_fraction": float(steps_fraction), "seed": int(seed),
         "reg_m_spread": float(reg_m_spread),
         "member_reg_m": np.asarray([float(getattr(c, "reg_m", np.nan)) for c in cfgs]),
+        "member_reg_m_motion": np.asarray([float(getattr(c, "reg_m_motion", np.nan))
+                                           for c in cfgs]),
         "seconds": float(seconds), "member_seconds": np.asarray(secs, dtype=float),
         "reference_seconds": ref_seconds,
         "member_phase_seconds": {k: np.asarray([p.get(k, np.nan) for p in phases])
