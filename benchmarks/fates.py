@@ -20,7 +20,10 @@ Prints tables:
    the defaults, simulate the SDE (``tl.simulate(stochastic=True)``) and the ODE from every
    first-snapshot cell to every observed time, and report per time the mass-weighted variance
    ratio and the energy distance over its two-half floor (target: ratio in [0.9, 1.1], energy
-   distance <= 2x the floor).
+   distance <= 2x the floor).  The SDE is integrated, on the same fit, with every scheme of
+   ``--sde-methods`` (default: the stochastic Heun default and Euler-Maruyama) and every
+   score training length of ``--score-steps`` (default: the library's), so they are compared
+   without refitting (columns ``{method}{steps}`` when several lengths are given).
 
 Usage::
 
@@ -28,6 +31,7 @@ Usage::
     python benchmarks/fates.py --quick   # smaller data and fewer steps, for development
     python benchmarks/fates.py --only-spread --seeds 0 1 2   # table 6 only
     python benchmarks/fates.py --only-cellrank --seeds 0 1 2 # tables 1 and 5 only
+    python benchmarks/fates.py --only-timing                  # table 4's tl.fates on ~10k cells
 """
 
 from __future__ import annotations
@@ -129,41 +133,68 @@ VARIANCE_RATIO_RANGE = (0.9, 1.1)
 ENERGY_RATIO_LIMIT = 2.0
 
 
+#: SDE integration schemes compared in table 6 (``sde_method`` of ``tl.simulate_stochastic``).
+SDE_METHODS = ("heun", "euler")
+
+
 def _spread_rows(a, name: str, seed: int, sigma: float | None = None,
-                 quick: bool = False) -> list[dict]:
-    """Fit ``a`` (defaults), roll the first snapshot out with the SDE and the ODE, compare."""
+                 quick: bool = False, methods=SDE_METHODS,
+                 score_steps: tuple = (None,)) -> list[dict]:
+    """Fit ``a`` (defaults), roll the first snapshot out with the SDE and the ODE, compare.
+
+    For each score training length of ``score_steps`` (``None``: the default of
+    ``tl.fit_stochastic``) the score is trained with the fit's seed, as
+    ``tl.simulate(stochastic=True)`` does on first use, and the SDE runs once per scheme of
+    ``methods`` on the same fit.
+    """
     t_fit = _fit(a, quick=quick, seed=seed)
     cell_t = a.obs["time"].to_numpy(dtype=float)
     times = np.asarray(vgfm.VGFM.from_adata(a).times, dtype=float)
-    t0 = time.perf_counter()
-    vgfm.tl.simulate(a, stochastic=True, t_eval=times, seed=seed, sigma=sigma)
-    t_sde = time.perf_counter() - t0
-    sde = a.uns["vgfm_trajectories"]
+    runs, secs = {}, {}
+    for n in score_steps:
+        vgfm.tl.fit_stochastic(a, seed=seed, **({} if n is None else {"steps": int(n)}))
+        for m in methods:
+            kind = m if len(score_steps) == 1 else f"{m}{n}"
+            t0 = time.perf_counter()
+            vgfm.tl.simulate_stochastic(a, t_eval=times, seed=seed, sigma=sigma, sde_method=m)
+            secs[kind] = time.perf_counter() - t0
+            runs[kind] = a.uns["vgfm_trajectories"]
     vgfm.tl.simulate(a, t_eval=times, seed=seed)
-    ode = a.uns["vgfm_trajectories"]
+    runs["ode"] = a.uns["vgfm_trajectories"]
     sig = float(a.uns["vgfm"]["stochastic"]["sigma"]) if sigma is None else float(sigma)
     rows = []
     for k in range(1, len(times)):
         y = np.asarray(a.X[np.isclose(cell_t, times[k])], dtype=np.float64)
         floor = energy_distance_floor(y, seed=seed + k)
         row = {"dataset": name, "seed": seed, "time": f"{times[k]:g}", "sigma": sig}
-        for kind, tr in (("sde", sde), ("ode", ode)):
+        for kind, tr in runs.items():
             x = np.asarray(tr["x"][k], dtype=np.float64)
             w = np.exp(np.asarray(tr["log_mass"][k], dtype=np.float64))
             row[f"{kind}_var_ratio"] = variance_ratio(x, y, w)
             row[f"{kind}_ed/floor"] = energy_distance(x, y, w, seed=seed + k) / floor
-        row["fit_s"], row["sde_s"] = t_fit, t_sde
+        row["fit_s"] = t_fit
+        for kind, sec in secs.items():
+            row[f"{kind}_s"] = sec
         rows.append(row)
     return rows
 
 
+def _kinds(methods, score_steps) -> list[str]:
+    """Column prefixes of the SDE runs (see :func:`_spread_rows`)."""
+    if len(score_steps) == 1:
+        return list(methods)
+    return [f"{m}{n}" for n in score_steps for m in methods]
+
+
 def stochastic_spread_table(seeds, data_dir=None, sigma: float | None = None,
-                            quick: bool = False) -> pd.DataFrame:
+                            quick: bool = False, methods=SDE_METHODS,
+                            score_steps: tuple = (None,)) -> pd.DataFrame:
     """Spread of SDE and ODE rollouts vs the observed snapshots (default fits).
 
-    One row per dataset, seed and observed time after the first; ``{sde,ode}_var_ratio`` is
-    the mass-weighted total variance over the observed one, ``{sde,ode}_ed/floor`` the
-    mass-weighted energy distance over the two-half floor of the observed cells.
+    One row per dataset, seed and observed time after the first; ``{m}_var_ratio`` is the
+    mass-weighted total variance over the observed one for each SDE scheme ``m`` of
+    ``methods`` and the ODE (``ode``), ``{m}_ed/floor`` the mass-weighted energy distance over
+    the two-half floor of the observed cells.
     """
     ddir = validity.find_data_dir(data_dir)
     rows = []
@@ -174,13 +205,14 @@ def stochastic_spread_table(seeds, data_dir=None, sigma: float | None = None,
             except FileNotFoundError as err:
                 print(f"  {name}: skipped ({err})", file=sys.stderr)
                 break
-            rows += _spread_rows(a, name, s, sigma=sigma, quick=quick)
+            rows += _spread_rows(a, name, s, sigma=sigma, quick=quick, methods=methods,
+                                 score_steps=score_steps)
             print(f"  [spread] {name} seed {s} done", file=sys.stderr, flush=True)
     tab = pd.DataFrame(rows)
     if tab.empty:
         return tab
     lo, hi = VARIANCE_RATIO_RANGE
-    for kind in ("sde", "ode"):
+    for kind in (*_kinds(methods, score_steps), "ode"):
         ok = tab[f"{kind}_var_ratio"].between(lo, hi) & (tab[f"{kind}_ed/floor"]
                                                          <= ENERGY_RATIO_LIMIT)
         tab[f"{kind}_pass"] = np.where(ok, "PASS", "FAIL")
@@ -378,19 +410,29 @@ def main() -> None:
                     help="folder of the benchmark CSV files (default: as benchmarks/validity.py)")
     ap.add_argument("--sigma", type=float, default=None,
                     help="SDE noise level of table 6 (default: estimated from the couplings)")
+    ap.add_argument("--sde-methods", nargs="+", default=list(SDE_METHODS),
+                    help="SDE schemes compared in table 6 (default: heun euler)")
+    ap.add_argument("--score-steps", type=int, nargs="+", default=None,
+                    help="score training lengths compared in table 6 (default: the library's)")
+    ap.add_argument("--only-timing", action="store_true",
+                    help="table 4's tl.fates timing on ~10k cells only (default fit)")
     args = ap.parse_args()
     for item in args.option:
         k, v = item.split("=", 1)
         FIT_OPTIONS[k] = float(v) if v.replace(".", "", 1).replace("e-", "", 1).isdigit() else v
     if FIT_OPTIONS:
         print("fit options:", FIT_OPTIONS)
-    pd.set_option("display.width", 160)
+    pd.set_option("display.width", 250)
     pd.set_option("display.float_format", lambda v: f"{v:.3f}")
     n_samples = 20 if args.quick else 50
     t_start = time.perf_counter()
 
     if args.only_spread:
         _print_spread(args)
+        print(f"\ntotal {time.perf_counter() - t_start:.0f} s")
+        return
+    if args.only_timing:
+        _print_fates_timing(args, n_samples)
         print(f"\ntotal {time.perf_counter() - t_start:.0f} s")
         return
     ft, kept = fates_table(args.seeds, args.quick, n_samples)
@@ -463,22 +505,57 @@ def _print_cellrank(kept: dict) -> None:
         print(wide.loc[tab["method"].unique()].drop(index="truth").to_string())
 
 
+def _print_fates_timing(args, n_samples: int) -> None:
+    """Table 4's ``tl.fates`` timing on ~10k cells, per SDE scheme (score trained first)."""
+    import os
+
+    a0 = vgfm.datasets.lineage_branching(150 if args.quick else 300,
+                                         n_replicates=100 if args.quick else 200, seed=0)
+    t_fit = _fit(a0, args.quick, seed=0)
+    t0 = time.perf_counter()
+    vgfm.tl.fit_stochastic(a0)
+    t_score = time.perf_counter() - t0
+    big = vgfm.datasets.lineage_branching(300 if args.quick else 1500, n_replicates=2, seed=10)
+    big.uns["vgfm"] = a0.uns["vgfm"]  # the seed-0 model and its stochastic part, as table 4
+    print(f"\n## 4. timing of tl.fates (fit {t_fit:.0f} s, score {t_score:.0f} s on "
+          f"{a0.n_obs} cells)")
+    for m in args.sde_methods:
+        load = os.getloadavg()[0]
+        t0 = time.perf_counter()
+        vgfm.tl.fates(big, BRANCH, n_samples=n_samples, sde_method=m)
+        t_big = time.perf_counter() - t0
+        print(f"tl.fates(sde_method={m!r}) on {big.n_obs} cells x {n_samples} samples: "
+              f"{t_big:.1f} s (target <= 120 s); load average before/after "
+              f"{load:.2f}/{os.getloadavg()[0]:.2f}")
+
+
 def _print_spread(args) -> None:
     print("\n## 6. stochastic spread on simulation gene 2-D, dyngen 5-D, Gaussian 50-D "
           "(default fits; first snapshot rolled out to every observed time)")
-    tab = stochastic_spread_table(args.seeds, args.data_dir, sigma=args.sigma, quick=args.quick)
+    methods = tuple(args.sde_methods)
+    steps = tuple(args.score_steps) if args.score_steps else (None,)
+    tab = stochastic_spread_table(args.seeds, args.data_dir, sigma=args.sigma, quick=args.quick,
+                                  methods=methods, score_steps=steps)
     if tab.empty:
         print("skipped: no dataset could be loaded")
         return
     print(tab.to_string(index=False))
     lo, hi = VARIANCE_RATIO_RANGE
-    for kind in ("sde", "ode"):
+    for kind in (*_kinds(methods, steps), "ode"):
         n_ok = int((tab[f"{kind}_pass"] == "PASS").sum())
         print(f"{kind.upper()}: {n_ok}/{len(tab)} (dataset, seed, time) rows pass "
               f"(variance ratio in [{lo}, {hi}] and ED <= {ENERGY_RATIO_LIMIT:g} x floor); "
               f"variance ratio range [{tab[f'{kind}_var_ratio'].min():.3f}, "
               f"{tab[f'{kind}_var_ratio'].max():.3f}], ED/floor max "
               f"{tab[f'{kind}_ed/floor'].max():.2f}")
+    worst = tab.groupby("dataset").agg(**{
+        f"{kind}_{stat}": (f"{kind}_{col}", fn)
+        for kind in (*_kinds(methods, steps), "ode")
+        for stat, col, fn in (("vr_min", "var_ratio", "min"), ("vr_max", "var_ratio", "max"),
+                              ("ed_max", "ed/floor", "max"))
+    })
+    print("worst values per dataset:")
+    print(worst.T.to_string())
 
 
 if __name__ == "__main__":

@@ -51,8 +51,16 @@ coupling options the model was fitted with.  Users can pass σ explicitly instea
 Integration
 -----------
 :func:`integrate_sde` integrates ``dx = [v + (σ²/2) s_θ] dt + σ dW``, ``d log m = g dt``
-with ``torchsde`` (Itô, Euler-Maruyama, a seeded Brownian interval), hitting every output
-time exactly.
+with ``torchsde`` (a seeded Brownian interval), hitting every output time exactly.  The noise
+is additive (σ does not depend on the state), so the Itô and Stratonovich readings of the SDE
+coincide and Stratonovich solvers apply unchanged.  The default scheme is the stochastic Heun
+(predictor–corrector) method: an Euler–Maruyama predictor ``y' = y + f(y) h + σ ΔW`` and the
+corrector ``y + (f(y) + f(y')) h / 2 + σ ΔW``, applied to the state and the log-mass alike.
+For additive noise it has strong order 1 and weak order 2 (the drift is integrated by the
+trapezoidal rule), against weak order 1 for Euler–Maruyama, at two drift evaluations per step;
+e.g. on ``dx = −λ x dt + σ dW`` Euler–Maruyama's stationary variance is
+``σ² / (λ (2 − λh))`` (relative error ``λh/2``) and Heun's ``σ²/(2λ) (1 + O((λh)²))``.
+``method="euler"`` keeps Itô Euler–Maruyama (one drift evaluation per step).
 """
 
 from __future__ import annotations
@@ -72,9 +80,12 @@ from .matcher import PairSampler
 from .networks import mlp
 
 __all__ = [
+    "DRIFT_EVALUATIONS",
+    "SDE_METHODS",
     "ScoreConfig",
     "ScoreField",
     "ScoreResult",
+    "check_sde_method",
     "estimate_sigma",
     "integrate_sde",
     "train_score",
@@ -88,12 +99,17 @@ class ScoreConfig:
     Attributes
     ----------
     steps, batch_size, lr
-        Adam steps, pairs per interval per step, learning rate (cosine decay to 5 %).
+        Adam steps, pairs per interval per step, learning rate (cosine decay to 5 %).  The
+        denoising target ``−ε`` is mostly noise around the score (its conditional mean), so
+        the regression needs many pairs: with 800 steps the loss was still falling and the
+        under-fitted score (too weak a pull back towards the population) let the SDE spread
+        too far (Gaussian 50-D: energy distance 1.7–2.1 × the two-half floor, 0.9–1.2 with
+        3200 steps; ``benchmarks/fates.py`` table 6).
     hidden, n_layers
         Width and depth of the score MLP.
     """
 
-    steps: int = 800
+    steps: int = 3200
     batch_size: int = 256
     lr: float = 2e-3
     hidden: int = 64
@@ -380,13 +396,41 @@ def train_score(
     return ScoreResult(fld, sig, sigma_est, hist, _time.perf_counter() - start)
 
 
+#: Integration schemes of :func:`integrate_sde`: name -> (torchsde method, SDE type).  The noise
+#: is additive, so the Stratonovich scheme integrates the same SDE as the Itô one.
+SDE_METHODS: dict[str, tuple[str, str]] = {
+    "heun": ("heun", "stratonovich"),
+    "euler": ("euler", "ito"),
+}
+
+#: Drift evaluations per step of each scheme (cost accounting).
+DRIFT_EVALUATIONS: dict[str, int] = {"heun": 2, "euler": 1}
+
+
+def check_sde_method(method: str, name: str = "method") -> str:
+    """Validate an integration scheme name of :data:`SDE_METHODS` and return it.
+
+    Examples
+    --------
+    >>> check_sde_method("heun")
+    'heun'
+    """
+    if not isinstance(method, str) or method not in SDE_METHODS:
+        raise ValueError(
+            f"{name} must be one of {sorted(SDE_METHODS)}, got {method!r}; use 'heun' "
+            "(second order in the drift, the default) or 'euler' (Euler-Maruyama)."
+        )
+    return method
+
+
 class _SDE(nn.Module):
     noise_type = "diagonal"
-    sde_type = "ito"
 
-    def __init__(self, field: nn.Module | None, score: nn.Module | None, sigma: float, dim: int):
+    def __init__(self, field: nn.Module | None, score: nn.Module | None, sigma: float, dim: int,
+                 sde_type: str = "ito"):
         super().__init__()
         self.field, self.score, self.sigma, self.dim = field, score, float(sigma), dim
+        self.sde_type = sde_type
 
     def f(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x = y[:, : self.dim]
@@ -415,13 +459,15 @@ def integrate_sde(
     n_steps: int = 10,
     max_step: float | None = None,
     seed: int = 0,
+    method: str = "heun",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Integrate ``dx = [v + (σ²/2) s] dt + σ dW``, ``d log m = g dt`` with torchsde.
 
-    Itô Euler-Maruyama with ``n_steps`` equal steps between consecutive output times (more
-    when ``max_step`` asks for shorter ones), so every output time is hit exactly; the Brownian
-    motion is a ``torchsde.BrownianInterval`` seeded with ``seed`` (same seed, same paths).
-    No gradient is tracked.
+    ``n_steps`` equal steps between consecutive output times (more when ``max_step`` asks for
+    shorter ones), so every output time is hit exactly; the Brownian motion is a
+    ``torchsde.BrownianInterval`` seeded with ``seed`` (same seed, same paths whatever the
+    scheme).  The state and the log-mass are advanced by the same scheme.  No gradient is
+    tracked.
 
     Parameters
     ----------
@@ -441,6 +487,11 @@ def integrate_sde(
         Steps per output interval and an upper bound on the step length.
     seed
         Entropy of the Brownian motion.
+    method
+        ``"heun"`` (default): stochastic Heun predictor–corrector (torchsde's Stratonovich
+        ``heun``; the noise is additive, so it solves the same SDE as Itô), second order in
+        the drift, two drift evaluations per step. ``"euler"``: Itô Euler–Maruyama, first
+        order, one evaluation per step.
 
     Returns
     -------
@@ -452,6 +503,11 @@ def integrate_sde(
     >>> x, lm = integrate_sde(None, None, torch.zeros(20000, 1), [0.0, 2.0], sigma=0.5)
     >>> round(float(x[-1].var()), 1)  # sigma^2 t
     0.5
+    >>> x_e, _ = integrate_sde(None, None, torch.zeros(5, 1), [0.0, 1.0], sigma=0.5,
+    ...                        method="euler")
+    >>> bool(torch.allclose(x_e, integrate_sde(None, None, torch.zeros(5, 1), [0.0, 1.0],
+    ...                                        sigma=0.5)[0]))  # same noise, zero drift
+    True
     """
     try:
         import torchsde
@@ -459,13 +515,14 @@ def integrate_sde(
         raise ImportError(
             "stochastic simulation needs the `torchsde` package: pip install torchsde"
         ) from err
+    solver, sde_type = SDE_METHODS[check_sde_method(method)]
     t = torch.as_tensor(t, dtype=x0.dtype).reshape(-1).tolist()
     if any(b <= a for a, b in zip(t[:-1], t[1:])):
         raise ValueError(f"output times must be strictly increasing, got {t}")
     n, d = x0.shape
     lm0 = torch.zeros(n, dtype=x0.dtype, device=x0.device) if log_mass0 is None else log_mass0
     y = torch.cat([x0, lm0.reshape(n, 1).to(x0.dtype)], 1)
-    sde = _SDE(field, score, sigma, d)
+    sde = _SDE(field, score, sigma, d, sde_type=sde_type)
     out = [y]
     if len(t) > 1:
         bm = torchsde.BrownianInterval(
@@ -478,7 +535,7 @@ def integrate_sde(
                 if max_step is not None and max_step > 0:
                     steps = max(steps, math.ceil((b - a) / max_step - 1e-9))
                 ys = torchsde.sdeint(sde, y, torch.tensor([a, b], dtype=y.dtype), bm=bm,
-                                     method="euler", dt=(b - a) / steps)
+                                     method=solver, dt=(b - a) / steps)
                 y = ys[-1]
                 out.append(y)
     ys = torch.stack(out)

@@ -23,7 +23,14 @@ import torch
 from scipy.spatial import cKDTree
 
 from vgfm._core.methods import get_method
-from vgfm._core.sde import ScoreConfig, ScoreField, integrate_sde, train_score
+from vgfm._core.sde import (
+    DRIFT_EVALUATIONS,
+    ScoreConfig,
+    ScoreField,
+    check_sde_method,
+    integrate_sde,
+    train_score,
+)
 from vgfm._core.threads import torch_threads
 from vgfm._core.train import resolve_device
 from vgfm._data import keys as C
@@ -228,7 +235,8 @@ def _sigma(score: ScoreField, sigma: float | None) -> float:
 
 
 def _max_step(score: ScoreField, sigma: float) -> float | None:
-    """Longest stable Euler step: ``(σ²/2) dt / τ_0² ≤ 1/2``."""
+    """Longest stable step: ``(σ²/2) dt / τ_0² ≤ 1/2`` (the score's stiffness near the data is
+    about ``1/τ_0²``; Euler–Maruyama and Heun share the stability interval ``λh ≤ 2``)."""
     if sigma <= 0:
         return None
     return float(score.floor) ** 2 / sigma**2
@@ -239,15 +247,19 @@ _SPEED_QUANTILE = 0.99
 
 
 def _drift_steps(fld: Any, sc: ScoreField, sigma: float, x: torch.Tensor, a: float, b: float,
-                 floor: float) -> int:
-    """Euler steps over ``[a, b]`` so that a particle moves at most ``τ_0`` per step.
+                 floor: float, method: str = "heun") -> int:
+    """Steps over ``[a, b]`` so that a particle moves at most ``τ_0`` per drift evaluation.
 
     ``τ_0`` (the score's floor, VGFM's interpolant noise) is the length scale below which the
     velocity and the score were not resolved in training; an Euler step longer than
     ``τ_0 / |b(x)|`` jumps across structure the fields do resolve (a first-order scheme with
     one step per observed interval moves cells by their whole displacement at the start
     velocity).  ``|b|`` is the speed of the full drift ``v + (σ²/2) s`` at the particles'
-    current states, its 99th percentile over the chunk.
+    current states, its 99th percentile over the chunk.  The bound is on the distance per
+    drift evaluation: Heun evaluates the drift twice per step (at both ends), so its steps
+    may be twice as long, at the cost of Euler–Maruyama's; its local error is third order in
+    the step against second for Euler–Maruyama (measured in ``benchmarks/fates.py``,
+    table 6).
     """
     if len(x) == 0 or not floor > 0:
         return 1
@@ -260,15 +272,17 @@ def _drift_steps(fld: Any, sc: ScoreField, sigma: float, x: torch.Tensor, a: flo
         q = float(torch.quantile(speed, _SPEED_QUANTILE)) if len(speed) > 1 else float(speed[0])
     if not math.isfinite(q):
         return 1
-    return max(1, math.ceil((b - a) * q / floor - 1e-9))
+    length = floor * DRIFT_EVALUATIONS[method]
+    return max(1, math.ceil((b - a) * q / length - 1e-9))
 
 
 def _rollout(mdl: VGFM, score: ScoreField, sigma: float, x0: np.ndarray, t_grid: Sequence[float],
-             *, seed: int, n_steps: int, batch_size: int,
-             device: Any = None) -> tuple[np.ndarray, np.ndarray]:
+             *, seed: int, n_steps: int, batch_size: int, device: Any = None,
+             method: str = "heun") -> tuple[np.ndarray, np.ndarray]:
     """SDE rollout of ``x0`` on ``t_grid`` in chunks; states ``(T, N, d)``, log-masses.
 
-    Each output interval takes at least ``n_steps`` Euler-Maruyama steps, more when the noise
+    Each output interval takes at least ``n_steps`` steps of the scheme ``method`` (see
+    :func:`~vgfm._core.sde.integrate_sde`), more when the noise
     (:func:`_max_step`) or the drift (:func:`_drift_steps`, measured at the start of the
     interval) asks for shorter ones. ``x0`` and the returned states are in the model's frame
     (``x - origin``); ``t_grid`` is in the user's times (shifted by ``t_origin`` here, in
@@ -287,9 +301,9 @@ def _rollout(mdl: VGFM, score: ScoreField, sigma: float, x0: np.ndarray, t_grid:
             lm = torch.zeros(len(xb), dtype=xb.dtype, device=dev)
             x_out, lm_out = [xb], [lm]
             for k, (a, b) in enumerate(zip(grid[:-1], grid[1:])):
-                steps = max(int(n_steps), _drift_steps(fld, sc, sigma, xb, a, b, floor))
+                steps = max(int(n_steps), _drift_steps(fld, sc, sigma, xb, a, b, floor, method))
                 x, lm_k = integrate_sde(fld, sc, xb, [a, b], sigma=sigma, log_mass0=lm,
-                                        n_steps=steps, max_step=step,
+                                        n_steps=steps, max_step=step, method=method,
                                         seed=seed * 100_003 + c * 1_009 + k)
                 xb, lm = x[-1], lm_k[-1]
                 x_out.append(xb)
@@ -339,7 +353,7 @@ class _EndStates:
 def _descendant_fates(
     mdl: VGFM, score: ScoreField, sigma: float, x: np.ndarray, t_cells: np.ndarray,
     t_target: float, end: _EndStates, *, n_samples: int, seed: int, n_steps: int,
-    batch_size: int, own: np.ndarray | None = None, device: Any = None,
+    batch_size: int, own: np.ndarray | None = None, device: Any = None, method: str = "heun",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mass-weighted fate probabilities ``(n, C)`` and expected descendants ``(n,)``.
 
@@ -363,7 +377,7 @@ def _descendant_fates(
         grid = [float(t0)] + inner + [float(t_target)]
         x0 = np.repeat(x[idx], n_samples, axis=0)
         xs, lms = _rollout(mdl, score, sigma, x0, grid, seed=seed + 7919 * k, n_steps=n_steps,
-                           batch_size=batch_size, device=device)
+                           batch_size=batch_size, device=device, method=method)
         m = np.exp(lms[-1].astype(np.float64)).reshape(len(idx), n_samples)
         onehot = end(xs[-1]).reshape(len(idx), n_samples, -1)
         mass = m.sum(1)
@@ -387,7 +401,7 @@ def fit_stochastic(
     model: VGFM | None = None,
     key: str = C.DEFAULT_KEY,
     sigma: float | None = None,
-    steps: int = 800,
+    steps: int = 3200,
     batch_size: int = 256,
     seed: int = 0,
     time_order: Sequence | None = None,
@@ -471,6 +485,7 @@ def simulate_stochastic(
     n_per_interval: int = 10,
     sigma: float | None = None,
     seed: int = 0,
+    sde_method: str = "heun",
     time_order: Sequence | None = None,
     time_values: Sequence[float] | None = None,
     device: str | None = None,
@@ -506,6 +521,10 @@ def simulate_stochastic(
         Diffusion σ; default the one stored in ``uns[key]["stochastic"]``.
     seed
         Seed of the start-cell subsample and of the Brownian motion.
+    sde_method
+        Integration scheme (:func:`vgfm._core.sde.integrate_sde`): ``"heun"`` (default;
+        stochastic Heun, second order in the drift, two drift evaluations per step) or
+        ``"euler"`` (Euler–Maruyama). The steps are bounded as in :func:`fates`.
     time_order, time_values
         Order (and numeric values) of time labels the fit did not see.
     device
@@ -529,6 +548,7 @@ def simulate_stochastic(
     """
     if n_samples < 1:
         raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+    check_sde_method(sde_method, "sde_method")
     container = resolve_container(adata, mod)
     mdl = _model_for(container, model, key)
     x = _model_rep(container, mdl)
@@ -543,7 +563,7 @@ def simulate_stochastic(
         sig = _sigma(score, sigma)
         x0 = np.repeat(x[idx], n_samples, axis=0)
         xs, lms = _rollout(mdl, score, sig, x0, t_grid, seed=seed, n_steps=1,
-                           batch_size=65536, device=device)
+                           batch_size=65536, device=device, method=sde_method)
     out, container = _copy_target(adata, copy, mod)
     _store_score(container, key, rec)
     container.uns[C.trajectories_key(key)] = {
@@ -592,6 +612,7 @@ def fates(
     n_steps: int = 4,
     batch_size: int = 65536,
     seed: int = 0,
+    sde_method: str = "heun",
     model: VGFM | None = None,
     time_order: Sequence | None = None,
     time_values: Sequence[float] | None = None,
@@ -644,11 +665,17 @@ def fates(
     sigma
         Diffusion σ; default the stored/estimated one.
     n_steps
-        Euler-Maruyama steps per observed interval (at least; more when σ asks for it).
+        Integration steps per observed interval (at least; more when the noise or the drift
+        asks for shorter ones: a particle moves by at most the score's floor ``τ_0`` per step,
+        by noise ``σ² h ≤ τ_0²`` and by drift ``h |v + (σ²/2) ∇log ρ| ≤ τ_0``).
     batch_size
         Particles integrated at once (memory bound).
     seed
         Seed of the Brownian motion (and of the score network when it is trained here).
+    sde_method
+        Integration scheme (:func:`vgfm._core.sde.integrate_sde`): ``"heun"`` (default;
+        stochastic Heun, second order in the drift, two drift evaluations per step) or
+        ``"euler"`` (Euler–Maruyama, one evaluation per step, first order).
     model
         Trained model; ``None`` rebuilds it from ``uns[key]``.
     time_order, time_values
@@ -678,6 +705,7 @@ def fates(
     """
     if direction not in ("forward", "backward"):
         raise ValueError(f"direction must be 'forward' or 'backward', got {direction!r}")
+    check_sde_method(sde_method, "sde_method")
     if n_samples < 1:
         raise ValueError(f"n_samples must be >= 1, got {n_samples}")
     key_added = key_added or key
@@ -711,13 +739,15 @@ def fates(
         codes[at_target] = np.asarray(labels.codes)
         fate, desc = _descendant_fates(mdl, score, sig, x[idx], t_start, t_target, end,
                                        n_samples=n_samples, seed=seed, n_steps=n_steps,
-                                       batch_size=batch_size, own=codes[idx], device=device)
+                                       batch_size=batch_size, own=codes[idx], device=device,
+                                       method=sde_method)
     out, container = _copy_target(adata, copy, mod)
     stored = _store_score(container, key, rec)
     full = np.full((container.n_obs, len(end.names)), np.nan)
     params = {"groupby": groupby, "time": t_target, "direction": direction,
               "n_samples": int(n_samples), "n_neighbors": int(n_neighbors), "sigma": sig,
-              "seed": int(seed), "categories": np.asarray(end.names, dtype=str)}
+              "seed": int(seed), "sde_method": sde_method,
+              "categories": np.asarray(end.names, dtype=str)}
     if direction == "forward":
         full[idx] = fate
         d_all = np.full(container.n_obs, np.nan)
@@ -756,6 +786,7 @@ def cluster_transitions(
     sigma: float | None = None,
     n_steps: int = 4,
     seed: int = 0,
+    sde_method: str = "heun",
     model: VGFM | None = None,
     time_order: Sequence | None = None,
     time_values: Sequence[float] | None = None,
@@ -789,7 +820,7 @@ def cluster_transitions(
         ``"source"``: rows sum to 1 (where does each source cluster's progeny go);
         ``"target"``: columns sum to 1 (where does each target cluster come from);
         ``"none"``: ``M`` itself.
-    n_samples, n_neighbors, sigma, n_steps, seed, model, mod, n_threads
+    n_samples, n_neighbors, sigma, n_steps, seed, sde_method, model, mod, n_threads
         As in :func:`fates`.
     time_order, time_values
         Order (and numeric values) of time labels the fit did not see.
@@ -811,6 +842,7 @@ def cluster_transitions(
     """
     if normalize not in ("source", "target", "none"):
         raise ValueError(f"normalize must be 'source', 'target' or 'none', got {normalize!r}")
+    check_sde_method(sde_method, "sde_method")
     key_added = key_added or key
     container = resolve_container(adata, mod)
     mdl = _model_for(container, model, key)
@@ -833,7 +865,8 @@ def cluster_transitions(
         sig = _sigma(score, sigma)
         fate, desc = _descendant_fates(
             mdl, score, sig, x[idx], np.full(len(idx), float(mdl.times[k_s])), t_target, end,
-            n_samples=n_samples, seed=seed, n_steps=n_steps, batch_size=65536, device=device)
+            n_samples=n_samples, seed=seed, n_steps=n_steps, batch_size=65536, device=device,
+            method=sde_method)
     codes = np.asarray(src.codes)
     contrib = np.nan_to_num(desc[:, None] * fate)
     table = np.zeros((len(src.categories), len(end.names)))
