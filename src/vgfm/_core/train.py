@@ -98,7 +98,7 @@ class TrainConfig:
     reg: float = 0.01
     reg_m: float = 0.5
     reg_m_motion: float = 3.0
-    sigma: float = 0.05
+    sigma: float = 0.15
     hidden: int = 64
     n_layers: int = 3
     stage1_steps: int = 1500
