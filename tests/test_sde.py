@@ -189,7 +189,7 @@ def test_tl_sde_method_default_is_heun_and_is_validated() -> None:
     with pytest.raises(ValueError, match="sde_method must be one of"):
         vgfm.tl.fates(adata, "kind", model=model, sigma=0.0, sde_method="milstein")
     assert set(adata.uns) == set(before.uns) and adata.obsm.keys() == before.obsm.keys()
-    floor = 0.25
+    floor = 0.25  # the score's floor (the toy field has no data scale, so no cap applies)
     start = adata.X[(adata.obs["time"] == 0).to_numpy()]
     q = float(np.quantile(np.linalg.norm(start, axis=1), 0.99))  # speed |v| = |x| at t = 0
     n_h, n_e = math.ceil(q / (2 * floor)), math.ceil(q / floor)
@@ -206,3 +206,15 @@ def test_tl_sde_method_default_is_heun_and_is_validated() -> None:
         np.testing.assert_allclose(x1, x0 * factor[m], rtol=1e-5, atol=1e-6)
         err[m] = np.abs(x1 - x0 * math.exp(-1.0)).max()
     assert err["heun"] < err["euler"] / 5
+    # a field with a data scale caps the drift step length at STEP_LENGTH scales (a smooth fit
+    # with a large floor must not coarsen the integration)
+    from vgfm.tl._fates import STEP_LENGTH
+
+    model.field.scale = 1.0
+    n_c = math.ceil(q / (2 * STEP_LENGTH))
+    assert n_c > n_h
+    vgfm.tl.simulate_stochastic(adata, model=model, t_eval=[0.0, 1.0], sigma=0.0)
+    tr = adata.uns["vgfm_trajectories"]
+    np.testing.assert_allclose(tr["x"][1].astype(np.float64),
+                               tr["x"][0].astype(np.float64) * _scheme_factors("heun", 1 / n_c)[0] ** n_c,
+                               rtol=1e-5, atol=1e-6)

@@ -242,6 +242,10 @@ def _max_step(score: ScoreField, sigma: float) -> float | None:
     return float(score.floor) ** 2 / sigma**2
 
 
+#: Longest distance a particle moves per drift evaluation, relative to the data scale (the
+#: drift step bound is the smaller of this and the score's floor).
+STEP_LENGTH = 0.05
+
 #: Quantile of the particles' drift speed that sets the drift step bound (robust to outliers).
 _SPEED_QUANTILE = 0.99
 
@@ -290,7 +294,13 @@ def _rollout(mdl: VGFM, score: ScoreField, sigma: float, x0: np.ndarray, t_grid:
     """
     xs, lms = [], []
     step = _max_step(score, sigma)
+    # drift steps: at most the score's floor, and at most STEP_LENGTH of the data scale, the
+    # length the drift bound was validated with (table 6 of benchmarks/fates.py): a smoother
+    # fit (larger interpolant noise, hence a larger floor) must not coarsen the integration
+    scale = getattr(mdl.field, "scale", None)
     floor = float(score.floor)
+    if scale is not None:
+        floor = min(floor, STEP_LENGTH * float(scale))
     grid = [float(v) for v in mdl.to_model_times(list(map(float, t_grid)))]
     dev = resolve_device(device)
     fld, sc = mdl.field.to(dev), score.to(dev)
