@@ -28,8 +28,9 @@ Brownian-bridge interpolant between coupled pairs::
 
 with the conditional target ``∇ log N(x_s; μ_s, τ_s²) = −ε / τ_s``.  The bridge term is the
 spread a Brownian motion of diffusion σ adds between two fixed end points; ``τ_0`` is a floor
-(default VGFM's own interpolant noise σ_v, so that at the snapshot times the score is that of
-the data smoothed exactly as ``v`` saw it, and the target stays bounded).  Since ``τ_s``
+(``vgfm.tl`` passes VGFM's own interpolant noise σ_v, capped at 0.05 data scales, so that at
+the snapshot times the score is that of the data smoothed about as ``v`` saw it, and the target
+stays bounded).  Since ``τ_s``
 depends on ``t`` only, the network predicts ``−ε`` and the score is ``net(x, t) / τ(t)``
 (noise-prediction parametrisation: well conditioned whatever τ).  The learned score is that of
 ``ρ_t`` smoothed by the bridge, slightly wider than ``ρ_t`` between snapshots; for a Gaussian

@@ -185,7 +185,9 @@ def _train_score_for(container: Any, mdl: VGFM, *, sigma: float | None, config: 
         rel = np.ones_like(rel)
     fld = mdl.field
     scale = float(fld.scale)
-    floor = float(cfg.sigma) * scale if cfg.sigma > 0 else 0.01 * scale
+    # the score's floor: the fit's interpolant noise, at most STEP_LENGTH data scales (a floor
+    # much wider than that smooths the score until the SDE's marginals leave the ODE's)
+    floor = min(float(cfg.sigma), STEP_LENGTH) * scale if cfg.sigma > 0 else 0.01 * scale
     res = train_score(
         snaps, mdl.to_model_times(times).tolist(), solver=spec.solver, options=cfg.to_dict(), population_size=rel, sigma=sigma,
         floor=floor, center=fld.center.detach().cpu(), scale=scale,
@@ -242,8 +244,9 @@ def _max_step(score: ScoreField, sigma: float) -> float | None:
     return float(score.floor) ** 2 / sigma**2
 
 
-#: Longest distance a particle moves per drift evaluation, relative to the data scale (the
-#: drift step bound is the smaller of this and the score's floor).
+#: Longest length scale, relative to the data scale, of the score's floor and of the distance a
+#: particle moves per drift evaluation (the length the SDE was validated with in table 6 of
+#: ``benchmarks/fates.py``; the fit's interpolant noise may be larger).
 STEP_LENGTH = 0.05
 
 #: Quantile of the particles' drift speed that sets the drift step bound (robust to outliers).
