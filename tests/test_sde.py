@@ -218,3 +218,23 @@ def test_tl_sde_method_default_is_heun_and_is_validated() -> None:
     np.testing.assert_allclose(tr["x"][1].astype(np.float64),
                                tr["x"][0].astype(np.float64) * _scheme_factors("heun", 1 / n_c)[0] ** n_c,
                                rtol=1e-5, atol=1e-6)
+
+
+def test_tl_simulate_forwards_sde_method() -> None:
+    """``tl.simulate(stochastic=True, sde_method=...)`` integrates with that scheme (the same
+    paths as ``simulate_stochastic``), and refuses ``sde_method`` for the deterministic ODE."""
+    adata, model = _decay_adata()
+    for m in ("euler", "heun"):
+        a = vgfm.tl.simulate(adata, model=model, t_eval=[0.0, 1.0], stochastic=True, sigma=0.0,
+                             sde_method=m, copy=True)
+        b = vgfm.tl.simulate_stochastic(adata, model=model, t_eval=[0.0, 1.0], sigma=0.0,
+                                        sde_method=m, copy=True)
+        np.testing.assert_array_equal(a.uns["vgfm_trajectories"]["x"],
+                                      b.uns["vgfm_trajectories"]["x"])
+    e = vgfm.tl.simulate(adata, model=model, t_eval=[0.0, 1.0], stochastic=True, sigma=0.0,
+                         sde_method="euler", copy=True).uns["vgfm_trajectories"]["x"][1]
+    h = vgfm.tl.simulate(adata, model=model, t_eval=[0.0, 1.0], stochastic=True, sigma=0.0,
+                         copy=True).uns["vgfm_trajectories"]["x"][1]
+    assert not np.allclose(e, h)  # the default (Heun) differs from Euler at the same bound
+    with pytest.raises(ValueError, match="stochastic=True only"):
+        vgfm.tl.simulate(adata, model=model, sde_method="euler")

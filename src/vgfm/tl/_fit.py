@@ -467,6 +467,7 @@ def simulate(
     stochastic: bool = False,
     n_samples: int = 1,
     sigma: float | None = None,
+    sde_method: str | None = None,
     time_order: Sequence | None = None,
     time_values: Sequence[float] | None = None,
     seed: int = 0,
@@ -508,6 +509,9 @@ def simulate(
     sigma
         Noise level of the SDE; ``None``: estimated from the couplings
         (``stochastic=True`` only).
+    sde_method
+        Integration scheme of the SDE, ``"heun"`` or ``"euler"``; ``None``: the default of
+        :func:`vgfm.tl.simulate_stochastic` (``stochastic=True`` only).
     time_order
         {time_order} Only needed for labels the fit did not see.
     time_values
@@ -539,13 +543,14 @@ def simulate(
     (9, 20, 2)
     """
     if stochastic:
+        scheme = {} if sde_method is None else {"sde_method": sde_method}
         return simulate_stochastic(
             adata, model=model, key=key, start_time=start_time, n_cells=n_cells,
             n_samples=n_samples, t_eval=t_eval, n_per_interval=n_per_interval, sigma=sigma,
             seed=seed, time_order=time_order, time_values=time_values, device=device, mod=mod,
-            copy=copy, n_threads=n_threads)
-    if n_samples != 1 or sigma is not None:
-        raise ValueError("n_samples and sigma apply to stochastic=True only; pass "
+            copy=copy, n_threads=n_threads, **scheme)
+    if n_samples != 1 or sigma is not None or sde_method is not None:
+        raise ValueError("n_samples, sigma and sde_method apply to stochastic=True only; pass "
                          "stochastic=True or leave them at their defaults")
     seed = validate_seed(seed)
     if isinstance(n_per_interval, bool) or not isinstance(n_per_interval, (int, np.integer)) \
