@@ -45,11 +45,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import scanpy as sc
-from scipy.spatial import cKDTree
 from scipy.stats import pearsonr, spearmanr
 
 import vgfm
 from vgfm._core.metrics import energy_distance, energy_distance_floor, variance_ratio
+from vgfm.tl._fates import _EndStates  # the soft kNN assignment of tl.fates
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import validity  # benchmarks/validity.py: data folder and dataset loader
@@ -342,10 +342,9 @@ def sde_path_fates(adata, *, n_samples: int, seed: int,
     use_rep = vgfm.get_model(b).use_rep
     x = np.asarray(b.X if use_rep == "X" else b.obsm[use_rep], dtype=np.float64)
     last = t == t.max()
-    labels = b.obs[BRANCH].cat.codes.to_numpy()[last]
-    names = [str(c) for c in b.obs[BRANCH].cat.categories]
-    _, idx = cKDTree(x[last]).query(np.asarray(tr["x"][-1], dtype=np.float64), k=n_neighbors)
-    share = np.stack([(labels[idx] == j).mean(1) for j in range(len(names))], axis=1)
+    end = _EndStates(x[last], pd.Categorical(b.obs[BRANCH])[last], n_neighbors)  # as tl.fates
+    names = end.names
+    share = end(np.asarray(tr["x"][-1], dtype=np.float64))
     m = np.exp(np.asarray(tr["log_mass"][-1], dtype=np.float64))
     start = pd.Index(np.asarray(tr["start_obs"]).astype(str))
     plain = pd.DataFrame(share, columns=names).groupby(start).mean()

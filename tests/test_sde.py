@@ -206,18 +206,6 @@ def test_tl_sde_method_default_is_heun_and_is_validated() -> None:
         np.testing.assert_allclose(x1, x0 * factor[m], rtol=1e-5, atol=1e-6)
         err[m] = np.abs(x1 - x0 * math.exp(-1.0)).max()
     assert err["heun"] < err["euler"] / 5
-    # a field with a data scale caps the drift step length at STEP_LENGTH scales (a smooth fit
-    # with a large floor must not coarsen the integration)
-    from vgfm.tl._fates import STEP_LENGTH
-
-    model.field.scale = 1.0
-    n_c = math.ceil(q / (2 * STEP_LENGTH))
-    assert n_c > n_h
-    vgfm.tl.simulate_stochastic(adata, model=model, t_eval=[0.0, 1.0], sigma=0.0)
-    tr = adata.uns["vgfm_trajectories"]
-    np.testing.assert_allclose(tr["x"][1].astype(np.float64),
-                               tr["x"][0].astype(np.float64) * _scheme_factors("heun", 1 / n_c)[0] ** n_c,
-                               rtol=1e-5, atol=1e-6)
 
 
 def test_tl_simulate_forwards_sde_method() -> None:
@@ -238,3 +226,19 @@ def test_tl_simulate_forwards_sde_method() -> None:
     assert not np.allclose(e, h)  # the default (Heun) differs from Euler at the same bound
     with pytest.raises(ValueError, match="stochastic=True only"):
         vgfm.tl.simulate(adata, model=model, sde_method="euler")
+
+
+def test_score_floor_capped_at_step_length() -> None:
+    """The stochastic model's floor ``τ_0`` (which also bounds the SDE's steps) is the fit's
+    interpolant noise, capped at ``STEP_LENGTH`` data scales: the default fit's noise (0.15)
+    gives ``0.05 * scale``, a smaller noise gives itself."""
+    from vgfm.tl._fates import STEP_LENGTH
+
+    for sigma, expected in ((0.15, STEP_LENGTH), (0.02, 0.02)):
+        adata = vgfm.datasets.two_gene_grn(n_cells_0=40, seed=0)
+        vgfm.tl.fit(adata, "time", use_rep="X", sigma=sigma, stage1_steps=5, stage2_steps=0,
+                    progress=False)
+        model = vgfm.VGFM.from_adata(adata)
+        vgfm.tl.fit_stochastic(adata, steps=5)
+        floor = float(adata.uns["vgfm"]["stochastic"]["floor"])
+        assert floor == pytest.approx(expected * float(model.field.scale), rel=1e-6)

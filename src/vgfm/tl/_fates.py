@@ -297,13 +297,7 @@ def _rollout(mdl: VGFM, score: ScoreField, sigma: float, x0: np.ndarray, t_grid:
     """
     xs, lms = [], []
     step = _max_step(score, sigma)
-    # drift steps: at most the score's floor, and at most STEP_LENGTH of the data scale, the
-    # length the drift bound was validated with (table 6 of benchmarks/fates.py): a smoother
-    # fit (larger interpolant noise, hence a larger floor) must not coarsen the integration
-    scale = getattr(mdl.field, "scale", None)
-    floor = float(score.floor)
-    if scale is not None:
-        floor = min(floor, STEP_LENGTH * float(scale))
+    floor = float(score.floor)  # at most STEP_LENGTH data scales (set in _train_score_for)
     grid = [float(v) for v in mdl.to_model_times(list(map(float, t_grid)))]
     dev = resolve_device(device)
     fld, sc = mdl.field.to(dev), score.to(dev)
