@@ -21,11 +21,12 @@ import torch
 from tqdm.auto import tqdm
 
 from .couplings import IntervalCoupling, couple_interval
-from .matcher import PairSampler, VelocityGrowthMatcher
+from .matcher import SPEEDS, PairSampler, VelocityGrowthMatcher
 from .methods import get_method
 from .metrics import relative_mass_error, wasserstein1
 from .networks import GROWTH_FORMS, VelocityGrowthField
 from .ode import integrate
+from .routes import GraphRoutes
 from .sinkhorn import squared_distances
 
 logger = logging.getLogger("vgfm")
@@ -73,6 +74,12 @@ class TrainConfig:
         same whatever the number of cells (no effect up to ``val_targets`` held-back cells).
     ode_steps
         Runge-Kutta steps per observed interval.
+    interpolant
+        Path between coupled cells that stage 1 regresses the velocity on. ``"linear"``: the
+        straight chord. ``"routes"``: the shortest path through a kNN graph of the training
+        cells in their leading principal directions (:class:`vgfm._core.routes.GraphRoutes`),
+        so that between snapshots cells travel where cells were observed instead of across
+        empty space (chords are kept where the route is more than twice as long).
     coupling_geometry
         ``"affine"``: the coupling weights (growth targets) are computed after the target
         snapshot is aligned to the source's mean and covariance
@@ -118,6 +125,8 @@ class TrainConfig:
     ode_steps: int = 3
     stage2_loss: str = "w1"
     coupling_geometry: str = "euclidean"
+    interpolant: str = "linear"
+    interpolant_speed: str = "constant"
     growth_form: str = "xt"
     coupling_block: int = 2048
     coupling_max_blocks: int = 8
@@ -127,6 +136,12 @@ class TrainConfig:
         if self.coupling_geometry not in COUPLING_GEOMETRIES:
             raise ValueError(f"training option coupling_geometry must be one of "
                              f"{COUPLING_GEOMETRIES}, got {self.coupling_geometry!r}")
+        if self.interpolant_speed not in SPEEDS:
+            raise ValueError(f"training option interpolant_speed must be one of {SPEEDS}, "
+                             f"got {self.interpolant_speed!r}")
+        if self.interpolant not in INTERPOLANTS:
+            raise ValueError(f"training option interpolant must be one of {INTERPOLANTS}, "
+                             f"got {self.interpolant!r}")
         if self.growth_form not in GROWTH_FORMS:
             raise ValueError(f"training option growth_form must be one of {GROWTH_FORMS}, "
                              f"got {self.growth_form!r}")
@@ -183,6 +198,7 @@ _CONFIG_RULES: tuple[tuple[str, type, float, bool], ...] = (
 _OPTIONAL = frozenset({"stage2_growth_lr"})
 STAGE2_LOSSES = ("w1", "energy")
 COUPLING_GEOMETRIES = ("euclidean", "affine")
+INTERPOLANTS = ("linear", "routes")
 
 
 def energy_distance(x: torch.Tensor, wx: torch.Tensor, y: torch.Tensor,
@@ -255,10 +271,12 @@ class _Stage1Loss:
 
     _BUFFER_ENTRIES = 4_000_000
 
-    def __init__(self, snaps, times, couplings, sigma, batch_size, center, scale, t_span, growth):
+    def __init__(self, snaps, times, couplings, sigma, batch_size, center, scale, t_span, growth,
+                 routes: GraphRoutes | None = None, speed: str = "constant"):
         self.snaps, self.times, self.couplings = snaps, times, couplings
+        self.routes = routes
         self.samplers = [PairSampler(c) for c in couplings]
-        self.matcher = VelocityGrowthMatcher(sigma)
+        self.matcher = VelocityGrowthMatcher(sigma, speed=speed if growth else "constant")
         self.batch_size = batch_size
         self.vel_unit = scale / t_span  # velocity targets are compared in standardised units
         self.growth_unit = 1.0 / t_span
@@ -277,6 +295,9 @@ class _Stage1Loss:
             b = self.matcher.sample(
                 self.snaps[k][i], self.snaps[k + 1][j], g,
                 t0=self.times[k], dt=self.times[k + 1] - self.times[k], generator=gen,
+                path=None if self.routes is None else (
+                    lambda x0, x1, s, dt, k=k, i=i, j=j: self.routes.interpolate(
+                        k, i, k + 1, j, s, dt=dt, x0=x0, x1=x1)),
             )
             # (chunk, batch, ...) so that step s takes row s of every interval
             parts.append([z.reshape(self._chunk, self.batch_size, -1) for z in (b.t, b.x, b.u, b.g)])
@@ -461,8 +482,12 @@ def train(
                 t_couplings - start)
 
     # ---- stage 1 ---------------------------------------------------------------------------
+    routes = None
+    if cfg.interpolant == "routes":
+        routes = GraphRoutes(tr_snaps, generator=gen)
     s1 = _Stage1Loss(tr_snaps, tr_times, couplings, cfg.sigma * scale, cfg.batch_size,
-                     center, scale, t_span, growth)
+                     center, scale, t_span, growth, routes=routes,
+                     speed=cfg.interpolant_speed)
     opt = torch.optim.Adam(fld.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, cfg.stage1_steps),
                                                        eta_min=cfg.lr * 0.05)
