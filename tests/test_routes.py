@@ -1,0 +1,146 @@
+"""Curved interpolants: graph routes along the cells and the least-action speed of a growing cell."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from vgfm._core.ode import integrate
+from vgfm._core.matcher import VelocityGrowthMatcher, least_action_clock
+from vgfm._core.routes import GraphRoutes
+from vgfm._core.train import TrainConfig, train
+
+
+def _arc(n: int, radius: float = 1.0, noise: float = 0.0, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    a = np.linspace(0.0, np.pi, n)
+    return radius * np.c_[np.cos(a), np.sin(a)] + noise * rng.standard_normal((n, 2))
+
+
+def test_route_follows_a_half_circle_at_constant_speed():
+    arc = _arc(400)
+    r = GraphRoutes([arc[:200], arc[200:]], n_neighbors=5)
+    s = torch.linspace(0.0, 1.0, 11)
+    i, j = torch.zeros(11, dtype=torch.long), torch.full((11,), 199, dtype=torch.long)
+    x, u = r.interpolate(0, i, 1, j, s, dt=2.0)
+    # every point on the circle, at the angle proportional to s (constant speed along the arc)
+    np.testing.assert_allclose(x.norm(dim=1).numpy(), 1.0, atol=5e-3)
+    angle = np.arctan2(x[:, 1].numpy(), x[:, 0].numpy())
+    np.testing.assert_allclose(angle, np.pi * s.numpy(), atol=0.02)
+    # speed: arc length / dt; direction tangent to the circle
+    np.testing.assert_allclose(u.norm(dim=1).numpy(), np.pi / 2.0, rtol=0.01)
+    radial = (u * x).sum(1) / (u.norm(dim=1) * x.norm(dim=1))
+    assert float(radial.abs().max()) < 0.05
+    assert r.detour_share(0, i, 1, j) == 1.0
+
+
+def test_route_keeps_the_chord_inside_a_blob_and_outside_the_leading_directions():
+    rng = np.random.default_rng(1)
+    blob = rng.standard_normal((300, 2))
+    r = GraphRoutes([blob[:150], blob[150:]], n_neighbors=8, max_detour=1.2)
+    i, j = torch.arange(50), torch.arange(50)
+    s = torch.rand(50, generator=torch.Generator().manual_seed(0))
+    x0, x1 = torch.as_tensor(blob[:50]), torch.as_tensor(blob[150:200])
+    x, u = r.interpolate(0, i, 1, j, s, dt=1.0, x0=x0, x1=x1)
+    chord = (1 - s[:, None]) * x0 + s[:, None] * x1
+    kept = r.detour_share(0, i, 1, j)
+    straight = torch.isclose(x, chord, atol=1e-9).all(1)
+    # the pairs that keep their chord get exactly the straight interpolant and its velocity (a
+    # route of one graph edge is its chord too); the others bend
+    assert 0 < round((1 - kept) * 50) <= int(straight.sum()) < 50
+    torch.testing.assert_close(u[straight], (x1 - x0)[straight])
+    # in 30 dimensions with rank 2, only the 2 leading principal directions bend
+    hi = np.concatenate([_arc(400) * 3.0, 0.1 * rng.standard_normal((400, 28))], 1)
+    r = GraphRoutes([hi[:200], hi[200:]], n_neighbors=5, rank=2)
+    i, j = torch.zeros(5, dtype=torch.long), torch.full((5,), 199, dtype=torch.long)
+    s = torch.linspace(0.1, 0.9, 5)
+    x0, x1 = torch.as_tensor(hi[[0] * 5]), torch.as_tensor(hi[[399] * 5])
+    x, _ = r.interpolate(0, i, 1, j, s, dt=1.0, x0=x0, x1=x1)
+    off = torch.as_tensor(np.eye(30) - r.P.T @ r.P)  # projector onto the other directions
+    chord = (1 - s[:, None]) * x0 + s[:, None] * x1
+    torch.testing.assert_close((x - chord) @ off, torch.zeros_like(x), atol=1e-7, rtol=0)
+    np.testing.assert_allclose(x[:, :2].norm(dim=1).numpy(), 3.0, rtol=0.03)
+
+
+def test_unconnected_landmarks_keep_the_chord():
+    a, b = _arc(100), _arc(100) + 50.0  # two far apart arcs: no kNN edge between them
+    r = GraphRoutes([a, b], n_neighbors=3)
+    i, j = torch.arange(10), torch.arange(10)
+    s = torch.full((10,), 0.3, dtype=torch.float64)
+    x, u = r.interpolate(0, i, 1, j, s, dt=1.0)
+    x0, x1 = torch.as_tensor(a[:10]), torch.as_tensor(b[:10])
+    torch.testing.assert_close(x, 0.7 * x0 + 0.3 * x1)
+    torch.testing.assert_close(u, x1 - x0)
+
+
+@pytest.mark.parametrize("g", [-3.0, -0.5, 1e-9, 0.7, 2.5])
+def test_least_action_clock_is_the_euler_lagrange_solution(g):
+    s = torch.linspace(0.0, 1.0, 201, dtype=torch.float64)
+    tau, rate = least_action_clock(s, torch.full_like(s, g))
+    assert float(tau[0]) == pytest.approx(0.0, abs=1e-12)
+    assert float(tau[-1]) == pytest.approx(1.0, abs=1e-12)
+    # the rate is the derivative of the clock
+    fd = torch.diff(tau) / torch.diff(s)
+    mid = 0.5 * (rate[1:] + rate[:-1])
+    torch.testing.assert_close(fd, mid, atol=2e-4 * (1 + abs(g) ** 2), rtol=1e-3)
+    # momentum m(s) * dtau/ds is constant for a mass exp(g s)
+    p = torch.exp(g * s) * rate
+    assert float(p.max() - p.min()) < 1e-9 * float(p.abs().max()) + 1e-12
+    # and it has the least action among clocks: compare with the constant speed
+    act = lambda r: float(torch.trapezoid(torch.exp(g * s) * r**2, s))  # noqa: E731
+    assert act(rate) <= act(torch.ones_like(s)) + 1e-12
+
+
+def test_least_action_matcher_velocity_integrates_to_the_displacement():
+    m = VelocityGrowthMatcher(sigma=0.0, speed="least_action")
+    x0 = torch.tensor([[0.0, 0.0], [1.0, 2.0]], dtype=torch.float64)
+    x1 = torch.tensor([[3.0, 1.0], [1.0, -2.0]], dtype=torch.float64)
+    growth = torch.tensor([1.5, -0.75], dtype=torch.float64)  # per unit time; dt = 2
+    s = torch.linspace(0, 1, 2001, dtype=torch.float64)
+    xs, us = [], []
+    for v in s:
+        b = m.sample(x0, x1, growth, t0=0.0, dt=2.0, s=torch.full((2,), float(v), dtype=torch.float64))
+        xs.append(b.x)
+        us.append(b.u)
+    xs, us = torch.stack(xs), torch.stack(us)
+    disp = torch.trapezoid(us, s, dim=0) * 2.0  # ∫ u dt over the interval
+    torch.testing.assert_close(disp, x1 - x0, atol=1e-5, rtol=0)
+    # the growing cell is past half way at mid-time, the shrinking one behind
+    half = xs[1000]
+    frac = ((half - x0) * (x1 - x0)).sum(1) / ((x1 - x0) ** 2).sum(1)
+    expected = [(1 - math.exp(-1.5)) / (1 - math.exp(-3.0)),
+                (1 - math.exp(0.75)) / (1 - math.exp(1.5))]
+    np.testing.assert_allclose(frac.numpy(), expected, rtol=1e-9)
+
+
+def test_options_are_validated():
+    with pytest.raises(ValueError, match="interpolant must be one of"):
+        TrainConfig(interpolant="geodesic")
+    with pytest.raises(ValueError, match="interpolant_speed must be one of"):
+        TrainConfig(interpolant_speed="fast")
+
+
+def test_routes_put_the_unseen_time_on_the_arc():
+    """Cells travel along a half circle; the middle snapshot is held out. With routes the
+    flow's population at the held-out time lies on the circle; the chords cut inside."""
+    rng = np.random.default_rng(0)
+    snaps = []
+    for k, (lo, hi) in enumerate([(0.0, 0.3), (0.3 * np.pi, 0.5 * np.pi), (np.pi - 0.3, np.pi)]):
+        a = rng.uniform(lo, hi, 200)
+        snaps.append(np.c_[np.cos(a), np.sin(a)] + 0.02 * rng.standard_normal((200, 2)))
+    # the cells of the held-out time are not in the graph: add cells all along the arc at the
+    # end points' times (as in a snapshot that keeps some cells behind)
+    trail = rng.uniform(0.0, np.pi, 60)
+    snaps[2] = np.concatenate([snaps[2], np.c_[np.cos(trail), np.sin(trail)]])
+    radius = {}
+    for name in ("linear", "routes"):
+        cfg = TrainConfig(method="otcfm", interpolant=name, stage1_steps=400, stage2_steps=0,
+                          sigma=0.02, val_fraction=0.0)
+        res = train(snaps, [0.0, 1.0, 2.0], config=cfg, seed=0, holdout=1)
+        with torch.no_grad():
+            x, _ = integrate(res.field, torch.as_tensor(snaps[0], dtype=torch.float32),
+                             [0.0, 1.0])
+        radius[name] = float(x[-1].norm(dim=1).median())
+    assert radius["linear"] < 0.8, radius
+    assert abs(radius["routes"] - 1.0) < 0.15, radius
