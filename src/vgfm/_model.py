@@ -489,7 +489,12 @@ class VGFM:
         """
         version = _check_version(d.get("format_version", 1), source)
         try:
-            cfg = TrainConfig(**json.loads(str(d["config"])))
+            stored = json.loads(str(d["config"]))
+            # records written before the interpolant options were trained on straight paths
+            # at constant speed
+            stored.setdefault("interpolant", "linear")
+            stored.setdefault("interpolant_speed", "constant")
+            cfg = TrainConfig(**stored)
             info = json.loads(str(d["info"])) if info is None else dict(info)
             fingerprint = json.loads(str(d.get("fingerprint") or "{}")) or None
             training = json.loads(str(d.get("training") or "{}"))

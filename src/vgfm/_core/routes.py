@@ -6,8 +6,9 @@ curved manifold (a differentiation trajectory that bends), the chord crosses a r
 cell was ever observed, and so does the learned flow at the times between snapshots.
 
 :class:`GraphRoutes` replaces the chord by the shortest path through a k-nearest-neighbour graph
-of the observed cells (landmarks of all training snapshots pooled), in the leading principal
-directions of the data:
+of the observed cells (landmarks of the given snapshots pooled; the trainer builds one graph per
+interval from its two snapshots, so that a route does not pass through cells of other times),
+in the leading principal directions of the data:
 
 * the route of a pair ``(x_i, x_j)`` is ``z_i -> z_{p_1} -> ... -> z_{p_m} -> z_j``, where
   ``z = P (x - mu)`` are the ``rank`` leading principal coordinates and ``p_1 .. p_m`` the

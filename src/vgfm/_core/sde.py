@@ -26,6 +26,10 @@ Brownian-bridge interpolant between coupled pairs::
 
     x_s = (1-s) x_i + s x_j + τ_s ε,     τ_s² = τ_0² + σ² dt s (1-s),     t = t_k + s dt
 
+(when VGFM was fitted with a curved or warped interpolant, ``options["interpolant"]`` and
+``options["interpolant_speed"]``, the chord ``(1-s) x_i + s x_j`` is replaced by the same
+path and clock, so the score describes the population the flow transports between snapshots)
+
 with the conditional target ``∇ log N(x_s; μ_s, τ_s²) = −ε / τ_s``.  The bridge term is the
 spread a Brownian motion of diffusion σ adds between two fixed end points; ``τ_0`` is a floor
 (``vgfm.tl`` passes VGFM's own interpolant noise σ_v, capped at 0.05 data scales, so that at
@@ -77,8 +81,9 @@ import torch
 from torch import nn
 
 from .couplings import IntervalCoupling, couple_interval
-from .matcher import PairSampler
+from .matcher import PairSampler, least_action_clock
 from .networks import mlp
+from .routes import GraphRoutes
 
 __all__ = [
     "DRIFT_EVALUATIONS",
@@ -370,6 +375,12 @@ def train_score(
         knots=times, sigma=sig, floor=float(floor), hidden=cfg.hidden, n_layers=cfg.n_layers,
     ).to(dev)
     samplers = [PairSampler(c) for c in couplings]
+    # the bridge's mean follows the velocity's interpolant (path and speed), so that between
+    # snapshots the score describes the population the flow transports
+    opts = dict(options or {})
+    routes = ([GraphRoutes(snaps[k : k + 2], generator=gen) for k in range(len(snaps) - 1)]
+              if opts.get("interpolant") == "routes" else None)
+    least_action = opts.get("interpolant_speed") == "least_action"
     opt = torch.optim.Adam(fld.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, cfg.steps),
                                                        eta_min=cfg.lr * 0.05)
@@ -378,12 +389,20 @@ def train_score(
     for step in range(cfg.steps):
         ts, xs, eps = [], [], []
         for k, sampler in enumerate(samplers):
-            i, j, _ = sampler.sample(b, gen)
+            i, j, g = sampler.sample(b, gen)
             dt = times[k + 1] - times[k]
             s = torch.rand(b, 1, generator=gen).to(dev)
             e = torch.randn(b, dim, generator=gen).to(dev)
             tau = torch.sqrt(fld.floor**2 + fld.sigma**2 * dt * s * (1 - s))
-            xs.append((1 - s) * snaps[k][i] + s * snaps[k + 1][j] + tau * e)
+            frac = (least_action_clock(s, g.reshape(b, 1).to(s.dtype) * dt)[0]
+                    if least_action else s)
+            x0, x1 = snaps[k][i], snaps[k + 1][j]
+            if routes is None:
+                mean = (1 - frac) * x0 + frac * x1
+            else:
+                mean, _ = routes[k].interpolate(0, i, 1, j, frac.reshape(b), dt=dt, x0=x0,
+                                                x1=x1)
+            xs.append(mean + tau * e)
             ts.append(times[k] + s * dt)
             eps.append(e)
         t_b, x_b, e_b = torch.cat(ts), torch.cat(xs), torch.cat(eps)

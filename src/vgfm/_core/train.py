@@ -76,10 +76,19 @@ class TrainConfig:
         Runge-Kutta steps per observed interval.
     interpolant
         Path between coupled cells that stage 1 regresses the velocity on. ``"linear"``: the
-        straight chord. ``"routes"``: the shortest path through a kNN graph of the training
-        cells in their leading principal directions (:class:`vgfm._core.routes.GraphRoutes`),
+        straight chord. ``"routes"``: the shortest path through a kNN graph of the cells of the
+        interval's two snapshots in their leading principal directions (:class:`vgfm._core.routes.GraphRoutes`),
         so that between snapshots cells travel where cells were observed instead of across
-        empty space (chords are kept where the route is more than twice as long).
+        empty space (chords are kept where the route is more than twice as long). ``None``
+        (default): the method's own (:class:`vgfm._core.methods.MethodSpec`; ``"routes"`` for
+        ``"vgfm"``, ``"linear"`` for the ``"otcfm"`` baseline).
+    interpolant_speed
+        How fast a cell travels along its path. ``"least_action"`` (default): a cell whose
+        mass grows by ``exp(g dt)`` over the interval moves with the least mass-weighted
+        kinetic energy, fast while small (:func:`vgfm._core.matcher.least_action_clock`), so
+        a growing population reaches its destination early and a shrinking one late;
+        ``"constant"``: constant speed. Without growth (``g = 0``, or ``"otcfm"``) both are
+        the constant speed.
     coupling_geometry
         ``"affine"``: the coupling weights (growth targets) are computed after the target
         snapshot is aligned to the source's mean and covariance
@@ -125,14 +134,16 @@ class TrainConfig:
     ode_steps: int = 3
     stage2_loss: str = "w1"
     coupling_geometry: str = "euclidean"
-    interpolant: str = "linear"
-    interpolant_speed: str = "constant"
+    interpolant: str | None = None
+    interpolant_speed: str = "least_action"
     growth_form: str = "xt"
     coupling_block: int = 2048
     coupling_max_blocks: int = 8
 
     def __post_init__(self) -> None:
-        get_method(self.method)  # raises with the list of registered methods
+        spec = get_method(self.method)  # raises with the list of registered methods
+        if self.interpolant is None:
+            self.interpolant = spec.interpolant
         if self.coupling_geometry not in COUPLING_GEOMETRIES:
             raise ValueError(f"training option coupling_geometry must be one of "
                              f"{COUPLING_GEOMETRIES}, got {self.coupling_geometry!r}")
@@ -272,7 +283,7 @@ class _Stage1Loss:
     _BUFFER_ENTRIES = 4_000_000
 
     def __init__(self, snaps, times, couplings, sigma, batch_size, center, scale, t_span, growth,
-                 routes: GraphRoutes | None = None, speed: str = "constant"):
+                 routes: list[GraphRoutes] | None = None, speed: str = "constant"):
         self.snaps, self.times, self.couplings = snaps, times, couplings
         self.routes = routes
         self.samplers = [PairSampler(c) for c in couplings]
@@ -296,8 +307,8 @@ class _Stage1Loss:
                 self.snaps[k][i], self.snaps[k + 1][j], g,
                 t0=self.times[k], dt=self.times[k + 1] - self.times[k], generator=gen,
                 path=None if self.routes is None else (
-                    lambda x0, x1, s, dt, k=k, i=i, j=j: self.routes.interpolate(
-                        k, i, k + 1, j, s, dt=dt, x0=x0, x1=x1)),
+                    lambda x0, x1, s, dt, k=k, i=i, j=j: self.routes[k].interpolate(
+                        0, i, 1, j, s, dt=dt, x0=x0, x1=x1)),
             )
             # (chunk, batch, ...) so that step s takes row s of every interval
             parts.append([z.reshape(self._chunk, self.batch_size, -1) for z in (b.t, b.x, b.u, b.g)])
@@ -483,8 +494,9 @@ def train(
 
     # ---- stage 1 ---------------------------------------------------------------------------
     routes = None
-    if cfg.interpolant == "routes":
-        routes = GraphRoutes(tr_snaps, generator=gen)
+    if cfg.interpolant == "routes":  # one graph per interval, of its two snapshots' cells
+        routes = [GraphRoutes(tr_snaps[k : k + 2], generator=gen)
+                  for k in range(len(tr_snaps) - 1)]
     s1 = _Stage1Loss(tr_snaps, tr_times, couplings, cfg.sigma * scale, cfg.batch_size,
                      center, scale, t_span, growth, routes=routes,
                      speed=cfg.interpolant_speed)
