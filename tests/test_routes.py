@@ -144,3 +144,28 @@ def test_routes_put_the_unseen_time_on_the_arc():
         radius[name] = float(x[-1].norm(dim=1).median())
     assert radius["linear"] < 0.8, radius
     assert abs(radius["routes"] - 1.0) < 0.15, radius
+
+
+def test_score_bridge_follows_the_routes():
+    """The stochastic model's score at mid-interval describes the routed population: between
+    two clusters at the ends of a half circle (with a trail of cells along it) the density at
+    mid-time sits on the arc with routes, on the chord with straight paths."""
+    from vgfm._core.sde import ScoreConfig, train_score
+
+    rng = np.random.default_rng(0)
+    ends = []
+    for lo, hi in [(0.0, 0.3), (np.pi - 0.3, np.pi)]:
+        a = rng.uniform(lo, hi, 150)
+        ends.append(np.c_[np.cos(a), np.sin(a)] + 0.02 * rng.standard_normal((150, 2)))
+    trail = rng.uniform(0.0, np.pi, 60)
+    ends[1] = np.concatenate([ends[1], np.c_[np.cos(trail), np.sin(trail)]])
+    probe = torch.tensor([[0.0, 0.5]])  # between the chord (y ~ 0.1) and the arc (y = 1)
+    sy = {}
+    for name in ("linear", "routes"):
+        res = train_score(ends, [0.0, 1.0], solver="exact",
+                          options={"reg": 0.01, "interpolant": name}, sigma=0.05, floor=0.05,
+                          center=torch.zeros(2), scale=1.0, config=ScoreConfig(steps=600),
+                          seed=0)
+        with torch.no_grad():
+            sy[name] = float(res.field(torch.tensor([0.5]), probe)[0, 1])
+    assert sy["linear"] < 0 < sy["routes"], sy

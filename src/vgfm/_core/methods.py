@@ -11,8 +11,6 @@ Examples
 False
 >>> get_method("vgfm").solver
 'semi_relaxed'
->>> get_method("otcfm").interpolant  # the published baseline's straight paths
-'linear'
 """
 
 from __future__ import annotations
@@ -37,10 +35,6 @@ class MethodSpec:
         Display name in plots and tables.
     description
         One line for documentation and ``--help``.
-    interpolant
-        Default path between coupled cells in stage 1 (``TrainConfig.interpolant``):
-        ``"routes"`` (along the cells, :mod:`vgfm._core.routes`) or ``"linear"`` (the chord,
-        as the published OT-CFM baseline).
     """
 
     name: str
@@ -48,7 +42,6 @@ class MethodSpec:
     learns_growth: bool
     label: str
     description: str = ""
-    interpolant: str = "routes"
 
 
 _METHODS: dict[str, MethodSpec] = {}
@@ -97,5 +90,4 @@ register_method(MethodSpec(
     "velocity-growth flow matching on semi-relaxed OT couplings (growth learned)"))
 register_method(MethodSpec(
     "otcfm", "exact", False, "OT-CFM",
-    "OT conditional flow matching on exact balanced OT couplings and straight paths (no growth)",
-    interpolant="linear"))
+    "OT conditional flow matching on exact balanced OT couplings (no growth)"))

@@ -24,7 +24,10 @@ in the leading principal directions of the data:
   so a route equal to the chord gives back the straight interpolant exactly;
 * a pair keeps the chord when its route is more than ``max_detour`` times longer than the chord
   in ``z`` (within a cluster the graph's zig-zag is longer than the short chord and carries no
-  information), or when the two landmarks are not connected.
+  information), when one hop of the route is longer than ``max_hop`` times the chord (the route
+  jumps a gap where no cell was observed, e.g. between two snapshots that do not overlap, and
+  would only add a detour through the clouds on either side: a route is followed where the
+  observed cells cover the way), or when the two landmarks are not connected.
 
 Routes are computed on at most ``n_landmarks`` cells, so memory is ``O(n_landmarks^2)``
 whatever the number of cells.
@@ -61,6 +64,8 @@ class GraphRoutes:
         Number of principal directions the routes bend in (all of them when ``d <= rank``).
     max_detour
         Longest route, relative to the chord in the principal coordinates, still followed.
+    max_hop
+        Longest hop of a followed route, relative to the chord.
     generator
         Seeded generator for the landmark subsample.
 
@@ -82,7 +87,8 @@ class GraphRoutes:
 
     def __init__(self, snapshots: Sequence[np.ndarray | torch.Tensor], *,
                  n_landmarks: int = 2000, n_neighbors: int = 10, rank: int = 10,
-                 max_detour: float = 2.0, generator: torch.Generator | None = None):
+                 max_detour: float = 2.0, max_hop: float = 0.5,
+                 generator: torch.Generator | None = None):
         xs = [np.asarray(s.detach().cpu().numpy() if isinstance(s, torch.Tensor) else s,
                          dtype=np.float64) for s in snapshots]
         pooled = np.concatenate(xs)
@@ -109,6 +115,7 @@ class GraphRoutes:
         tree = cKDTree(self.zl)
         k = int(min(n_neighbors + 1, m))
         dist, idx = tree.query(self.zl, k=k)
+        self.max_hop = float(max_hop)
         rows = np.repeat(np.arange(m), k - 1)
         # squared edge lengths: a path pays more for one long hop across a sparse region than
         # for several short ones through dense regions, so routes follow where cells are
@@ -163,7 +170,8 @@ class GraphRoutes:
         total = seg.sum(1)
         chord = np.linalg.norm(zj - zi, axis=1)
         straight = (~np.isfinite(self.dist[a, b]) | (a == b) | ~(total > 0)
-                    | (total > self.max_detour * chord + 1e-12))
+                    | (total > self.max_detour * chord + 1e-12)
+                    | (seg.max(1, initial=0.0) > self.max_hop * chord))
         if nodes.shape[1] < 2:
             straight[:] = True
         zs = (1 - sv)[:, None] * zi + sv[:, None] * zj
@@ -207,8 +215,10 @@ class GraphRoutes:
         a, b = self.nearest[k0][ii], self.nearest[k1][jj]
         nodes, _ = self._paths(a, b)
         pts = self._points(nodes, a, b, zi, zj)
-        total = np.linalg.norm(np.diff(pts, axis=1), axis=2).sum(1)
+        seg = np.linalg.norm(np.diff(pts, axis=1), axis=2)
+        total = seg.sum(1)
         chord = np.linalg.norm(zj - zi, axis=1)
         ok = (np.isfinite(self.dist[a, b]) & (a != b) & (total > 0)
-              & (total <= self.max_detour * chord + 1e-12))
+              & (total <= self.max_detour * chord + 1e-12)
+              & (seg.max(1, initial=0.0) <= self.max_hop * chord))
         return float(ok.mean())
