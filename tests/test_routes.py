@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from vgfm._core.ode import integrate
 from vgfm._core.matcher import VelocityGrowthMatcher, least_action_clock
+from vgfm._core.ode import integrate
 from vgfm._core.routes import GraphRoutes
 from vgfm._core.train import TrainConfig, train
 
@@ -126,7 +126,7 @@ def test_routes_put_the_unseen_time_on_the_arc():
     flow's population at the held-out time lies on the circle; the chords cut inside."""
     rng = np.random.default_rng(0)
     snaps = []
-    for k, (lo, hi) in enumerate([(0.0, 0.3), (0.3 * np.pi, 0.5 * np.pi), (np.pi - 0.3, np.pi)]):
+    for lo, hi in [(0.0, 0.3), (0.3 * np.pi, 0.5 * np.pi), (np.pi - 0.3, np.pi)]:
         a = rng.uniform(lo, hi, 200)
         snaps.append(np.c_[np.cos(a), np.sin(a)] + 0.02 * rng.standard_normal((200, 2)))
     # the cells of the held-out time are not in the graph: add cells all along the arc at the
