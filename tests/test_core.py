@@ -766,3 +766,19 @@ def test_core_imports_without_anndata_world():
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert lines[-3:] == ["1.414214", "[]", "False False False"]
+
+
+def test_stage2_loss_auto_follows_the_dimension():
+    """``stage2_loss="auto"`` fits high-dimensional snapshots with the energy distance (which
+    does not reward shrinking a cloud to its mean) and low-dimensional ones with W1."""
+    from vgfm._core.train import AUTO_ENERGY_DIM, TrainConfig, resolve_stage2_loss, train
+
+    assert TrainConfig().stage2_loss == "auto"
+    assert resolve_stage2_loss("auto", AUTO_ENERGY_DIM - 1) == "w1"
+    assert resolve_stage2_loss("auto", AUTO_ENERGY_DIM) == "energy"
+    rng = np.random.default_rng(0)
+    cfg = TrainConfig(stage1_steps=5, stage2_steps=2, val_every=1)
+    for dim, expected in ((3, "w1"), (AUTO_ENERGY_DIM, "energy")):
+        snaps = [rng.normal(size=(40, dim)), rng.normal(size=(40, dim)) + 1.0]
+        res = train(snaps, [0.0, 1.0], config=cfg, seed=0)
+        assert res.extra["stage2_loss"] == expected
