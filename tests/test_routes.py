@@ -169,3 +169,22 @@ def test_score_bridge_follows_the_routes():
         with torch.no_grad():
             sy[name] = float(res.field(torch.tensor([0.5]), probe)[0, 1])
     assert sy["linear"] < 0 < sy["routes"], sy
+
+
+def test_least_action_speed_moves_a_growing_population_early():
+    """A cloud moves from 0 to 1 while its mass grows sevenfold (G = 2): at half time the
+    least-action flow has covered tau(0.5) = (1 - e^-1) / (1 - e^-2) = 0.73 of the way, the
+    constant-speed flow half of it."""
+    rng = np.random.default_rng(0)
+    snaps = [0.05 * rng.standard_normal((300, 2)), 0.05 * rng.standard_normal((300, 2))]
+    snaps[1][:, 0] += 1.0
+    expected = {"least_action": (1 - math.exp(-1.0)) / (1 - math.exp(-2.0)), "constant": 0.5}
+    for speed, frac in expected.items():
+        cfg = TrainConfig(interpolant_speed=speed, stage1_steps=400, stage2_steps=0, sigma=0.05,
+                          val_fraction=0.0, reg_m=math.inf)
+        res = train(snaps, [0.0, 1.0], population_size=[1.0, math.exp(2.0)], config=cfg, seed=0)
+        with torch.no_grad():
+            x, lm = integrate(res.field, torch.as_tensor(snaps[0], dtype=torch.float32),
+                              [0.0, 0.5, 1.0])
+        assert abs(float(x[1][:, 0].mean()) - frac) < 0.05, (speed, float(x[1][:, 0].mean()))
+        assert abs(float(x[2][:, 0].mean()) - 1.0) < 0.05
