@@ -125,12 +125,11 @@ class GraphRoutes:
                                         return_predecessors=True)
         self.pred = pred.astype(np.int64)
         self.nearest = [tree.query(z, k=1)[1].astype(np.int64) for z in self.z]
-        n_comp = int(np.isfinite(self.dist[0]).sum())
-        logger.debug("routes: %d landmarks, rank %d, %d reachable from the first",
-                     m, self.P.shape[0], n_comp)
+        logger.debug("routes: %d landmarks, rank %d", m, self.P.shape[0])
 
-    def _paths(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Landmark paths ``a -> b`` as ``(B, H)`` node indices padded with ``b``, and lengths."""
+    def _paths(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Landmark paths ``a -> b`` as ``(B, H)`` node indices (short paths padded with ``a``
+        at the start; an unreachable pair is ``b`` throughout)."""
         cur = b.copy()
         back = [cur]
         active = (cur != a) & np.isfinite(self.dist[a, b])
@@ -139,8 +138,7 @@ class GraphRoutes:
             cur = np.where(active, nxt, cur)
             back.append(cur.copy())
             active = active & (cur != a)
-        nodes = np.stack(back[::-1], 1)  # starts at a (or b when unreachable), ends at b
-        return nodes, (nodes[:, 1:] != nodes[:, :-1]).sum(1)
+        return np.stack(back[::-1], 1)
 
     def _points(self, nodes: np.ndarray, a: np.ndarray, b: np.ndarray, zi: np.ndarray,
                 zj: np.ndarray) -> np.ndarray:
@@ -149,6 +147,22 @@ class GraphRoutes:
         pts = self.zl[nodes]
         pts = np.where((nodes == a[:, None])[:, :, None], zi[:, None, :], pts)
         return np.where((nodes == b[:, None])[:, :, None], zj[:, None, :], pts)
+
+    def _routes(self, k0: int, i: torch.Tensor, k1: int, j: torch.Tensor) -> tuple[np.ndarray, ...]:
+        """Principal coordinates of the cells, route points, segment lengths, route lengths and
+        which pairs follow their route (see the module docstring for when the chord is kept)."""
+        ii, jj = i.cpu().numpy(), j.cpu().numpy()
+        zi, zj = self.z[k0][ii], self.z[k1][jj]
+        a, b = self.nearest[k0][ii], self.nearest[k1][jj]
+        pts = self._points(self._paths(a, b), a, b, zi, zj)
+        # repeated nodes (padding) are zero-length segments
+        seg = np.linalg.norm(np.diff(pts, axis=1), axis=2)  # (B, H-1)
+        total = seg.sum(1)
+        chord = np.linalg.norm(zj - zi, axis=1)
+        follow = (np.isfinite(self.dist[a, b]) & (a != b) & (total > 0)
+                  & (total <= self.max_detour * chord + 1e-12)
+                  & (seg.max(1, initial=0.0) <= self.max_hop * chord))
+        return zi, zj, pts, seg, total, follow
 
     def interpolate(self, k0: int, i: torch.Tensor, k1: int, j: torch.Tensor, s: torch.Tensor,
                     *, dt: float, x0: torch.Tensor | None = None,
@@ -159,25 +173,11 @@ class GraphRoutes:
         coordinates when ``None``, which is exact when ``d <= rank``); returned tensors have
         their dtype and device.
         """
-        ii, jj = i.cpu().numpy(), j.cpu().numpy()
         sv = s.detach().cpu().numpy().astype(np.float64).reshape(-1)
-        zi, zj = self.z[k0][ii], self.z[k1][jj]
-        a, b = self.nearest[k0][ii], self.nearest[k1][jj]
-        nodes, _ = self._paths(a, b)
-        pts = self._points(nodes, a, b, zi, zj)
-        # a path padded with repeats of its end has zero-length trailing segments
-        seg = np.linalg.norm(np.diff(pts, axis=1), axis=2)  # (B, H-1)
-        total = seg.sum(1)
-        chord = np.linalg.norm(zj - zi, axis=1)
-        straight = (~np.isfinite(self.dist[a, b]) | (a == b) | ~(total > 0)
-                    | (total > self.max_detour * chord + 1e-12)
-                    | (seg.max(1, initial=0.0) > self.max_hop * chord))
-        if nodes.shape[1] < 2:
-            straight[:] = True
-        zs = (1 - sv)[:, None] * zi + sv[:, None] * zj
-        dz = zj - zi
-        bend = ~straight
-        if bend.any() and seg.shape[1] > 0:
+        zi, zj, pts, seg, total, bend = self._routes(k0, i, k1, j)
+        base_z = (1 - sv)[:, None] * zi + sv[:, None] * zj
+        zs, dz = base_z.copy(), zj - zi
+        if bend.any():
             sb, pb, tb = seg[bend], pts[bend], total[bend]
             cum = np.concatenate([np.zeros((len(sb), 1)), np.cumsum(sb, 1)], 1)
             target = sv[bend] * tb
@@ -191,7 +191,6 @@ class GraphRoutes:
             with np.errstate(invalid="ignore", divide="ignore"):
                 tangent = np.where(length[:, None] > 0, (end - start) / length[:, None], 0.0)
             dz[bend] = tb[:, None] * tangent
-        base_z = (1 - sv)[:, None] * zi + sv[:, None] * zj
         dev_z = zs - base_z
         dvel_z = dz - (zj - zi)
         ref = x0 if x0 is not None else s
@@ -210,15 +209,4 @@ class GraphRoutes:
 
     def detour_share(self, k0: int, i: torch.Tensor, k1: int, j: torch.Tensor) -> float:
         """Share of the pairs ``(k0, i) -> (k1, j)`` that follow a route rather than the chord."""
-        ii, jj = i.cpu().numpy(), j.cpu().numpy()
-        zi, zj = self.z[k0][ii], self.z[k1][jj]
-        a, b = self.nearest[k0][ii], self.nearest[k1][jj]
-        nodes, _ = self._paths(a, b)
-        pts = self._points(nodes, a, b, zi, zj)
-        seg = np.linalg.norm(np.diff(pts, axis=1), axis=2)
-        total = seg.sum(1)
-        chord = np.linalg.norm(zj - zi, axis=1)
-        ok = (np.isfinite(self.dist[a, b]) & (a != b) & (total > 0)
-              & (total <= self.max_detour * chord + 1e-12)
-              & (seg.max(1, initial=0.0) <= self.max_hop * chord))
-        return float(ok.mean())
+        return float(self._routes(k0, i, k1, j)[-1].mean())

@@ -80,9 +80,8 @@ class TrainConfig:
         interval's two snapshots in their leading principal directions (:class:`vgfm._core.routes.GraphRoutes`),
         so that between snapshots cells travel where cells were observed instead of across
         empty space (chords are kept where the route is more than twice as long or jumps a
-        gap). Measured in ``docs/method.md``: it follows a thin, curved manifold (mouse
-        haematopoiesis hold-out 0.32 → 0.25) but pulls paths towards dense regions of broad
-        clouds (iPSC fit 0.29 → 0.42), so it is not the default.
+        gap). It follows thin, curved trajectories but pulls paths towards the dense core of
+        broad clouds, so it is not the default (measurements in ``docs/method.md``).
     interpolant_speed
         How fast a cell travels along its path. ``"least_action"`` (default): a cell whose
         mass grows by ``exp(g dt)`` over the interval moves with the least mass-weighted
@@ -147,21 +146,12 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         get_method(self.method)  # raises with the list of registered methods
-        if self.coupling_geometry not in COUPLING_GEOMETRIES:
-            raise ValueError(f"training option coupling_geometry must be one of "
-                             f"{COUPLING_GEOMETRIES}, got {self.coupling_geometry!r}")
-        if self.interpolant_speed not in SPEEDS:
-            raise ValueError(f"training option interpolant_speed must be one of {SPEEDS}, "
-                             f"got {self.interpolant_speed!r}")
-        if self.interpolant not in INTERPOLANTS:
-            raise ValueError(f"training option interpolant must be one of {INTERPOLANTS}, "
-                             f"got {self.interpolant!r}")
-        if self.growth_form not in GROWTH_FORMS:
-            raise ValueError(f"training option growth_form must be one of {GROWTH_FORMS}, "
-                             f"got {self.growth_form!r}")
-        if self.stage2_loss not in STAGE2_LOSSES:
-            raise ValueError(f"training option stage2_loss must be one of {STAGE2_LOSSES}, "
-                             f"got {self.stage2_loss!r}")
+        for name, allowed in (("coupling_geometry", COUPLING_GEOMETRIES),
+                              ("interpolant_speed", SPEEDS), ("interpolant", INTERPOLANTS),
+                              ("growth_form", GROWTH_FORMS), ("stage2_loss", STAGE2_LOSSES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"training option {name} must be one of {allowed}, "
+                                 f"got {getattr(self, name)!r}")
         for name, kind, low, low_ok in _CONFIG_RULES:
             value = getattr(self, name)
             if value is None and name in _OPTIONAL:
