@@ -451,7 +451,9 @@ def test_ctrl_c_during_fit(tmp_path: Path, files: dict[str, Path]) -> None:
         if proc.poll() is None:
             proc.kill()
     err = "".join(lines) + rest
-    assert proc.returncode == 130, err
+    # 130 is what `vgfm` returns; a shell reports the same $? = 130 for a process that ends by
+    # SIGINT, which one CI machine's interpreter did at exit after the handler below had run
+    assert proc.returncode in (130, -signal.SIGINT), err
     assert "Traceback" not in err
     assert [ln for ln in err.splitlines() if ln.startswith("vgfm: ")] == [
         "vgfm: interrupted; files that were being written are left as they were"]
