@@ -494,6 +494,7 @@ class VGFM:
             # at constant speed
             stored.setdefault("interpolant", "linear")
             stored.setdefault("interpolant_speed", "constant")
+            stored.setdefault("growth_test", None)  # before the motion test
             cfg = TrainConfig(**stored)
             info = json.loads(str(d["info"])) if info is None else dict(info)
             fingerprint = json.loads(str(d.get("fingerprint") or "{}")) or None

@@ -20,7 +20,7 @@ import ot
 import torch
 from tqdm.auto import tqdm
 
-from .couplings import IntervalCoupling, couple_interval
+from .couplings import IntervalCoupling, couple_interval, motion_null_growth
 from .matcher import SPEEDS, PairSampler, VelocityGrowthMatcher
 from .methods import get_method
 from .metrics import relative_mass_error, wasserstein1
@@ -109,6 +109,16 @@ class TrainConfig:
         shared by all cells at each time (the population may grow faster in one interval than
         another, but *which* states grow faster is consistent over time, so the edge effects
         of METHOD §8, which move with the population, partly cancel). ``"x"``: ``g(x)``.
+    growth_test
+        Whether an interval's growth differences are told from motion. Before training, each
+        interval's growth targets are compared with those the same coupling gives to a
+        population that moves as the plan says but does not grow
+        (:func:`growth_vs_motion`); where that growth-free population reproduces at least this
+        share of their spread, the data cannot tell proliferation from motion there, and the
+        interval is trained with every cell growing alike (the population change, on the
+        balanced plan: :func:`uniform_growth_coupling`). ``None``: never (each interval keeps
+        its semi-relaxed plan). Ignored with a growth prior. Default 0.8 (measurements in
+        ``docs/method.md``).
     coupling_block, coupling_max_blocks
         Memory bound of the couplings: blocks of at most ``coupling_block`` cells a side, at
         most ``coupling_max_blocks`` blocks per interval.
@@ -141,6 +151,7 @@ class TrainConfig:
     interpolant: str = "linear"
     interpolant_speed: str = "least_action"
     growth_form: str = "xt"
+    growth_test: float | None = 0.8
     coupling_block: int = 2048
     coupling_max_blocks: int = 8
 
@@ -198,8 +209,9 @@ _CONFIG_RULES: tuple[tuple[str, type, float, bool], ...] = (
     ("val_fraction", float, 0.0, True), ("val_every", int, 1, True),
     ("val_particles", int, 2, True), ("val_targets", int, 1, True), ("ode_steps", int, 1, True),
     ("coupling_block", int, 2, True), ("coupling_max_blocks", int, 1, True),
+    ("growth_test", float, 0.0, False),
 )
-_OPTIONAL = frozenset({"stage2_growth_lr"})
+_OPTIONAL = frozenset({"stage2_growth_lr", "growth_test"})
 STAGE2_LOSSES = ("auto", "w1", "energy")
 
 #: Smallest dimension in which ``stage2_loss="auto"`` uses the energy distance: in high
@@ -250,13 +262,101 @@ def energy_distance(x: torch.Tensor, wx: torch.Tensor, y: torch.Tensor,
     return 2 * wx @ dist(x, y) @ wy - wx @ dist(x, x) @ wx - wy @ dist(y, y) @ wy
 
 
+#: Share of the growth-target variance above which an interval's growth differences are
+#: reported as indistinguishable from motion (a WARNING of :func:`vgfm.tl.fit`).
+MOTION_EXPLAINED_WARN = 0.8
+
+
+def growth_vs_motion(snaps: Sequence[torch.Tensor], couplings: Sequence[IntervalCoupling],
+                     rel: Sequence[float], *, solver: str, options: dict, seed: int,
+                     max_cells: int = 1000, draws: int = 2) -> dict[str, list[float]]:
+    """How much of each interval's growth-target spread a growth-free process would show too.
+
+    For the first block of every interval (at most ``max_cells`` random source rows), the
+    growth targets ``γ`` are compared with :func:`vgfm._core.couplings.motion_null_growth`'s
+    ``γ0``, the targets the same coupling gives when every cell keeps its mass and moves as the
+    plan says.  ``motion_explained = 1 - var(γ - γ0) / var(γ)``: near 1 the growth differences
+    of the interval are what motion alone produces (they say nothing about proliferation),
+    near 0 or below they are not.  Uses its own generator (from ``seed``), so the training
+    draws are the same with or without it.
+
+    Returns ``{"motion_explained", "growth_sd", "growth_sd_null"}``, one value per interval
+    (``growth_sd``: standard deviation of the targets, per unit of time).
+    """
+    gen = torch.Generator().manual_seed(int(seed) + 104_729)
+    out: dict[str, list[float]] = {"motion_explained": [], "growth_sd": [],
+                                   "growth_sd_null": []}
+    for k, c in enumerate(couplings):
+        src, tgt, plan, g = c.source[0], c.target[0], c.plans[0], c.growth[0]
+        if len(src) > max_cells:
+            keep = torch.randperm(len(src), generator=gen)[:max_cells]
+            src, plan, g = src[keep], plan[keep.to(plan.device)], g[keep.to(g.device)]
+        sub = IntervalCoupling([torch.arange(len(src))], [tgt], [plan], [g], c.dt)
+        x0 = snaps[k][src.to(snaps[k].device)]
+        null = motion_null_growth(x0, snaps[k + 1], sub, mass0=float(rel[k]), solver=solver,
+                                  options=options, draws=draws, generator=gen)
+        real = g.double().cpu()
+        var = float(real.var())
+        out["growth_sd"].append(var ** 0.5)
+        out["growth_sd_null"].append(float(null.std()))
+        out["motion_explained"].append(
+            1.0 - float((real - null).var()) / var if var > 0 else float("nan"))
+    return out
+
+
+def relaxation_factor(share: float, threshold: float) -> float:
+    """How much stiffer an interval's relaxation is made when motion explains ``share`` of its
+    growth-target spread: ``1`` up to ``threshold``, then ``(1 - threshold) / (1 - share)``,
+    infinite (balanced plan, uniform growth) when motion explains all of it (above 0.999).
+
+    Examples
+    --------
+    >>> [round(relaxation_factor(e, 0.8), 6) for e in (0.5, 0.9, 0.95, 1.0)]
+    [1.0, 2.0, 4.0, inf]
+    """
+    if not share > threshold:  # also NaN
+        return 1.0
+    if share >= 0.999:
+        return math.inf
+    return (1.0 - threshold) / (1.0 - share)
+
+
+def uniform_growth_coupling(x0: torch.Tensor, x1: torch.Tensor, *, mass0: float, mass1: float,
+                            dt: float, solver: str, options: dict, max_block: int,
+                            max_blocks: int, generator: torch.Generator | None = None,
+                            ) -> IntervalCoupling:
+    """The coupling of an interval whose cells all grow alike: the balanced plan between the
+    source (its mass scaled to ``mass1``) and the target, with every growth target
+    ``log(mass1 / mass0) / dt``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x0 = torch.tensor([[0.0], [1.0]]); x1 = torch.tensor([[0.2], [1.2], [1.3]])
+    >>> c = uniform_growth_coupling(x0, x1, mass0=1.0, mass1=2.0, dt=0.5, solver="semi_relaxed",
+    ...                             options={"reg": 0.05, "reg_m": 0.5}, max_block=8,
+    ...                             max_blocks=1)
+    >>> [round(float(v), 4) for v in c.growth[0]]  # log(2) / 0.5 for every cell
+    [1.3863, 1.3863]
+    >>> [round(float(v), 4) for v in c.plans[0].sum(1)]  # each cell carries half the target
+    [1.0, 1.0]
+    """
+    opts = {**options, "reg_m": math.inf, "reg_m_motion": 0.0}
+    c = couple_interval(x0, x1, mass0=mass1, mass1=mass1, dt=dt, solver=solver, options=opts,
+                        max_block=max_block, max_blocks=max_blocks, generator=generator)
+    rate = math.log(mass1 / mass0) / dt
+    c.growth = [torch.full_like(g, rate) for g in c.growth]
+    return c
+
+
 @dataclass
 class TrainResult:
     """Outcome of :func:`train`.
 
     ``extra`` holds wall-clock seconds per phase: ``seconds_couplings``, ``seconds_stage1``,
     ``seconds_stage2`` (including checkpoint scoring) and ``seconds_validation`` (the
-    checkpoint scoring alone).
+    checkpoint scoring alone); ``stage2_loss`` (the distance stage 2 fitted) and, for methods
+    with growth, ``growth_vs_motion`` (:func:`growth_vs_motion`).
     """
 
     field: VelocityGrowthField
@@ -501,6 +601,32 @@ def train(
             options=cfg.to_dict(), max_block=cfg.coupling_block,
             max_blocks=cfg.coupling_max_blocks, source_prior=prior, generator=gen,
         ))
+    motion = growth_vs_motion(tr_snaps, couplings, tr_rel, solver=spec.solver,
+                              options=cfg.to_dict(), seed=seed) if growth else None
+    if motion is not None:
+        motion["reg_m_factor"] = [1.0] * len(couplings)
+    if motion is not None and cfg.growth_test is not None and source_prior is None:
+        # intervals whose growth differences motion alone largely reproduces: a stiffer
+        # relaxation, up to every cell growing alike on the balanced plan
+        for k, share in enumerate(motion["motion_explained"]):
+            factor = relaxation_factor(share, cfg.growth_test)
+            if factor == 1.0:
+                continue
+            motion["reg_m_factor"][k] = factor
+            dt_k = tr_times[k + 1] - tr_times[k]
+            if math.isinf(factor):
+                couplings[k] = uniform_growth_coupling(
+                    tr_snaps[k], tr_snaps[k + 1], mass0=tr_rel[k], mass1=tr_rel[k + 1],
+                    dt=dt_k, solver=spec.solver, options=cfg.to_dict(),
+                    max_block=cfg.coupling_block, max_blocks=cfg.coupling_max_blocks,
+                    generator=gen)
+            else:
+                couplings[k] = couple_interval(
+                    tr_snaps[k], tr_snaps[k + 1], mass0=tr_rel[k], mass1=tr_rel[k + 1],
+                    dt=dt_k, solver=spec.solver,
+                    options={**cfg.to_dict(), "reg_m": cfg.reg_m * factor},
+                    max_block=cfg.coupling_block, max_blocks=cfg.coupling_max_blocks,
+                    generator=gen)
     t_couplings = _time.perf_counter()
     logger.info("couplings ready for %d intervals (%.1fs)", len(couplings),
                 t_couplings - start)
@@ -612,6 +738,8 @@ def train(
         "seconds_validation": t_val[0],
         "stage2_loss": stage2_loss,
     }
+    if motion is not None:
+        timing["growth_vs_motion"] = motion
     return TrainResult(fld, history, couplings, best_step, seconds, extra=timing)
 
 

@@ -234,6 +234,7 @@ RECORD_ENTRIES: tuple[str, ...] = (
     "relative_size",
     "held_out",
     "growth_last_time",
+    "growth_vs_motion",
     "history",
     "train_seconds",
     "timing",

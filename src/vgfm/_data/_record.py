@@ -110,6 +110,11 @@ class FitRecord:
         Seconds per phase (``train`` for the whole training).
     evaluation
         Table of :func:`vgfm.tl.evaluate` (a dict of arrays), once it ran.
+    growth_vs_motion
+        Per training interval (``start``/``end`` labels): ``growth_sd``, the spread of the
+        coupling's growth targets, ``growth_sd_null``, the spread a growth-free population
+        with the same motion gives, and ``motion_explained``, the share of the first that the
+        second reproduces (:func:`vgfm._core.train.growth_vs_motion`); ``None`` without growth.
     model
         ``VGFM.to_dict()`` without its metadata: format, configuration and weights.
     format_version, package_version
@@ -142,6 +147,7 @@ class FitRecord:
     history: dict[str, np.ndarray] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     evaluation: dict[str, np.ndarray] | None = None
+    growth_vs_motion: dict[str, np.ndarray] | None = None
     model: dict[str, Any] | None = None
     format_version: int = FORMAT_VERSION
     package_version: str = field(default_factory=package_version)
@@ -224,6 +230,9 @@ class FitRecord:
             out["held_out"] = np.asarray(self.held_out, dtype=bool)
         if self.time is not None:
             out["growth_last_time"] = growth_last_time_note(self.time.labels)
+        if self.growth_vs_motion is not None:
+            out["growth_vs_motion"] = {k: np.asarray(v)
+                                       for k, v in self.growth_vs_motion.items()}
         out["history"] = {k: np.asarray(v) for k, v in self.history.items()}
         if "train" in self.timings:
             out["train_seconds"] = float(self.timings["train"])
@@ -268,6 +277,7 @@ class FitRecord:
             timings["train"] = float(d["train_seconds"])
         config = {k: _plain(v) for k, v in params.items() if k not in RECORD_PARAMS}
         evaluation = d.get(evaluation_entry())
+        motion = d.get("growth_vs_motion")
         return cls(
             use_rep=str(params["use_rep"]),
             time_key=str(params.get("time_key", "")),
@@ -286,6 +296,8 @@ class FitRecord:
             history={str(k): np.asarray(v) for k, v in dict(d.get("history", {})).items()},
             timings=timings,
             evaluation=None if evaluation is None else dict(evaluation),
+            growth_vs_motion=None if motion is None else {
+                str(k): np.asarray(v) for k, v in dict(motion).items()},
             model=None if d.get("model") is None else dict(d["model"]),
             format_version=int(d.get("format_version", 1)),
             package_version=str(d.get("package_version", "")),

@@ -14,7 +14,7 @@ import pandas as pd
 from vgfm._core.methods import get_method
 from vgfm._core.metrics import relative_mass_error, spread, wasserstein1
 from vgfm._core.threads import torch_threads
-from vgfm._core.train import TrainConfig
+from vgfm._core.train import MOTION_EXPLAINED_WARN, TrainConfig
 from vgfm._data import keys
 from vgfm._data._containers import Data, copy_target, resolve_container
 from vgfm._data._docs import doc_params
@@ -263,6 +263,7 @@ def fit(
         time_values=None if time_values is None else [float(v) for v in time_values],
         config={k: v for k, v in cfg.to_dict().items() if k != "method"},
         history={k: np.asarray(v) for k, v in model.history.items()},
+        growth_vs_motion=_growth_vs_motion(model.training, mapping, hold, cfg.growth_test),
         timings={"train": float(model.training["seconds"]),
                  **{k: float(v) for k, v in model.training.items() if k.startswith("seconds_")}},
     )
@@ -291,6 +292,39 @@ def fit(
     written.append(f"uns[{key_added!r}]")
     logger.info("vgfm.tl.fit added %s", ", ".join(written))
     return out if copy else model
+
+
+def _growth_vs_motion(training: dict, mapping: Any, hold: int | None,
+                      threshold: float | None) -> dict | None:
+    """``uns[key]["growth_vs_motion"]`` from the training record, with a WARNING naming the
+    intervals whose growth differences a growth-free population with the same motion shows
+    as well."""
+    motion = training.get("growth_vs_motion")
+    if not motion:
+        return None
+    threshold = MOTION_EXPLAINED_WARN if threshold is None else threshold
+    labels = [lab for k, lab in enumerate(mapping.labels) if k != hold]
+    out = {"start": np.asarray(labels[:-1], dtype=str), "end": np.asarray(labels[1:], dtype=str),
+           **{k: np.asarray(v, dtype=np.float64) for k, v in motion.items()}}
+    stiffer = out["reg_m_factor"] > 1
+    flagged = [f"{a} -> {b} ({e:.2f})" for a, b, e in
+               zip(out["start"], out["end"], out["motion_explained"])
+               if np.isfinite(e) and e > threshold]
+    if flagged and stiffer.any():
+        logger.warning(
+            "growth differences between cells are largely those a population without any "
+            "growth, moving as the cells do, would also show (share of the growth-target "
+            "spread): %s. These intervals were coupled with a stiffer relaxation, so that their "
+            "cells grow more alike (reg_m_factor; growth_test=None keeps reg_m). "
+            "uns[key]['growth_vs_motion'] has the numbers.", ", ".join(flagged))
+    elif flagged:
+        logger.warning(
+            "growth differences between cells are those a population without any growth, "
+            "moving as the cells do, would also show (share of the growth-target spread): %s. "
+            "Read the growth of the cells at the start of these intervals as motion, not as "
+            "proliferation or death; uns[key]['growth_vs_motion'] has the numbers.",
+            ", ".join(flagged))
+    return out
 
 
 def get_model(adata: Data, *, key: str = keys.DEFAULT_KEY, mod: str | None = None) -> VGFM:
