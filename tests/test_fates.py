@@ -290,6 +290,9 @@ def test_ensemble_determinism_under_seeds(fitted_lineage) -> None:
     # the motion stiffening runs from none to twice the reference's alongside reg_m
     np.testing.assert_allclose(a.uns["vgfm_ensemble"]["member_reg_m_motion"],
                                base.uns["vgfm"]["params"]["reg_m_motion"] * np.array([0.0, 2.0]))
+    # the permissive member leaves out the growth test, the stiff one keeps the reference's
+    np.testing.assert_array_equal(a.uns["vgfm_ensemble"]["member_growth_test"],
+                                  [np.nan, base.uns["vgfm"]["params"]["growth_test"]])
 
 
 def test_pl_fates_and_transitions_draw_stored_values() -> None:

@@ -58,6 +58,9 @@ def _member_configs(mdl: VGFM, steps_fraction: float, n_models: int, reg_m_sprea
     ``reg_m_motion * (1 + e_m)``: the members run from the most permissive relaxation (a quarter
     of ``reg_m``, no motion stiffening) to the stiffest (four times ``reg_m``, twice the
     stiffening), the two knobs that decide how much of a snapshot difference is read as growth.
+    The permissive half (``e_m < 0``) also leaves out the growth test (``growth_test=None``):
+    where the test makes an interval's cells grow alike, the data could not tell their growth
+    differences from motion, and the ensemble's spread should say so.
     """
     cfg = mdl.config
     base = dataclasses.replace(
@@ -72,8 +75,10 @@ def _member_configs(mdl: VGFM, steps_fraction: float, n_models: int, reg_m_sprea
         return [base] * n_models
     kappa = float(getattr(cfg, "reg_m_motion", 0.0))
     expo = np.linspace(-1.0, 1.0, n_models)
+    test = getattr(cfg, "growth_test", None)
     return [dataclasses.replace(base, reg_m=float(reg_m) * float(reg_m_spread) ** e,
-                                reg_m_motion=kappa * (1.0 + float(e)))
+                                reg_m_motion=kappa * (1.0 + float(e)),
+                                growth_test=None if e < 0 else test)
             for e in expo]
 
 
@@ -144,7 +149,8 @@ def ensemble(
         ``reg_m`` times ``reg_m_spread ** e_m`` and the reference ``reg_m_motion`` times
         ``1 + e_m``, with ``e_m`` evenly spaced in ``[-1, 1]`` (default 4: from a quarter of
         ``reg_m`` without motion stiffening to four times ``reg_m`` with twice the
-        stiffening). Growth is not identifiable from snapshots without such a choice
+        stiffening; the permissive half of the members also leaves out the growth test,
+        ``growth_test=None``). Growth is not identifiable from snapshots without such a choice
         (docs/method.md, "Why growth is hard to pin down"), and it is the largest source of
         error of the learned growth; ``1`` gives a pure bootstrap/seed ensemble.
     fates_groupby
@@ -289,6 +295,9 @@ def ensemble(
         "member_reg_m": np.asarray([float(getattr(c, "reg_m", np.nan)) for c in cfgs]),
         "member_reg_m_motion": np.asarray([float(getattr(c, "reg_m_motion", np.nan))
                                            for c in cfgs]),
+        # NaN: the member leaves out the growth test
+        "member_growth_test": np.asarray([np.nan if getattr(c, "growth_test", None) is None
+                                          else float(c.growth_test) for c in cfgs]),
         "seconds": float(seconds), "member_seconds": np.asarray(secs, dtype=float),
         "reference_seconds": ref_seconds,
         "member_phase_seconds": {k: np.asarray([p.get(k, np.nan) for p in phases])
