@@ -154,7 +154,8 @@ def affine_align(x0: torch.Tensor, x1: torch.Tensor, *, rank: int = 10,
 
 
 def motion_reg_m(x0: torch.Tensor, x1: torch.Tensor, cost: torch.Tensor, a: torch.Tensor,
-                 b: torch.Tensor, *, reg: float, reg_m: float, stiffness: float) -> torch.Tensor:
+                 b: torch.Tensor, *, reg: float, reg_m: float, stiffness: float,
+                 tol: float = 1e-5, max_iter: int = 2000) -> torch.Tensor:
     """Per-source-cell KL weight: stiff where the cell has to move, soft where it stays.
 
     Semi-relaxed OT reads motion as growth: when a cloud moves or spreads, the cells at its
@@ -185,7 +186,8 @@ def motion_reg_m(x0: torch.Tensor, x1: torch.Tensor, cost: torch.Tensor, a: torc
     """
     if stiffness <= 0:
         return torch.full_like(a, reg_m)
-    balanced = semi_relaxed_sinkhorn(cost, a * (b.sum() / a.sum()), b, reg, math.inf)
+    balanced = semi_relaxed_sinkhorn(cost, a * (b.sum() / a.sum()), b, reg, math.inf, tol=tol,
+                                     max_iter=max_iter)
     image = (balanced @ x1.to(balanced.dtype)) / balanced.sum(1, keepdim=True).clamp_min(1e-300)
     d2 = ((image - x0.to(balanced.dtype)) ** 2).sum(1)
     return reg_m * (1.0 + stiffness * d2 / d2.mean().clamp_min(1e-300))
@@ -299,7 +301,9 @@ def couple_interval(
         if motion > 0:
             block_opts = {**opts, "reg_m_rows": motion_reg_m(
                 xs.double(), xt.double(), c, a_ref, b, reg=float(opts["reg"]),
-                reg_m=float(opts["reg_m"]), stiffness=motion)}
+                reg_m=float(opts["reg_m"]), stiffness=motion,
+                tol=float(opts.get("sinkhorn_tol", 1e-5)),
+                max_iter=int(opts.get("sinkhorn_max_iter", 2000)))}
         plan = fn(c, a_ref, b, block_opts)
         w = plan.sum(1)
         sources.append(s_dev)

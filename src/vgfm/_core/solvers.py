@@ -116,7 +116,9 @@ def _semi_relaxed(cost: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
                   options: Mapping[str, Any]) -> torch.Tensor:
     rows = options.get("reg_m_rows")  # per-source-row weights from couple_interval, if any
     reg_m = rows if rows is not None else float(options["reg_m"])
-    return semi_relaxed_sinkhorn(cost, a, b, float(options["reg"]), reg_m)
+    return semi_relaxed_sinkhorn(cost, a, b, float(options["reg"]), reg_m,
+                                 tol=float(options.get("sinkhorn_tol", 1e-5)),
+                                 max_iter=int(options.get("sinkhorn_max_iter", 2000)))
 
 
 def _exact(cost: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
