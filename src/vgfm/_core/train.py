@@ -113,12 +113,13 @@ class TrainConfig:
         Whether an interval's growth differences are told from motion. Before training, each
         interval's growth targets are compared with those the same coupling gives to a
         population that moves as the plan says but does not grow
-        (:func:`growth_vs_motion`); where that growth-free population reproduces at least this
-        share of their spread, the data cannot tell proliferation from motion there, and the
-        interval is trained with every cell growing alike (the population change, on the
-        balanced plan: :func:`uniform_growth_coupling`). ``None``: never (each interval keeps
-        its semi-relaxed plan). Ignored with a growth prior. Default 0.8 (measurements in
-        ``docs/method.md``).
+        (:func:`growth_vs_motion`); where that growth-free population reproduces more than
+        this share ``E`` of their spread, the data can hardly tell proliferation from motion
+        there, and the interval's ``reg_m`` is multiplied by ``(1 - growth_test) / (1 - E)``
+        (:func:`relaxation_factor`; every cell grows alike on the balanced plan when motion
+        explains all of it, :func:`uniform_growth_coupling`). ``None``: never (each interval
+        keeps ``reg_m``). Ignored with a growth prior. Default 0.8 (measurements in
+        ``docs/method.md``, "Growth told from motion").
     coupling_block, coupling_max_blocks
         Memory bound of the couplings: blocks of at most ``coupling_block`` cells a side, at
         most ``coupling_max_blocks`` blocks per interval.
