@@ -32,6 +32,12 @@ from .sinkhorn import squared_distances
 logger = logging.getLogger("vgfm")
 
 
+#: Default ``growth_test``: share of an interval's growth-target spread above which motion is
+#: said to explain it (the relaxation is stiffened, and :func:`vgfm.tl.fit` warns; with
+#: ``growth_test=None`` the fit still warns from this share on).
+MOTION_EXPLAINED_WARN = 0.8
+
+
 @dataclass
 class TrainConfig:
     """Options of :func:`train`. Defaults are shared by every dataset (no per-dataset tuning).
@@ -152,7 +158,7 @@ class TrainConfig:
     interpolant: str = "linear"
     interpolant_speed: str = "least_action"
     growth_form: str = "xt"
-    growth_test: float | None = 0.8
+    growth_test: float | None = MOTION_EXPLAINED_WARN
     coupling_block: int = 2048
     coupling_max_blocks: int = 8
 
@@ -234,6 +240,8 @@ def resolve_stage2_loss(loss: str, dim: int) -> str:
     if loss != "auto":
         return loss
     return "energy" if dim >= AUTO_ENERGY_DIM else "w1"
+
+
 COUPLING_GEOMETRIES = ("euclidean", "affine")
 INTERPOLANTS = ("linear", "routes")
 
@@ -261,11 +269,6 @@ def energy_distance(x: torch.Tensor, wx: torch.Tensor, y: torch.Tensor,
         return torch.sqrt(squared_distances(a, b) + tiny)
 
     return 2 * wx @ dist(x, y) @ wy - wx @ dist(x, x) @ wx - wy @ dist(y, y) @ wy
-
-
-#: Share of the growth-target variance above which an interval's growth differences are
-#: reported as indistinguishable from motion (a WARNING of :func:`vgfm.tl.fit`).
-MOTION_EXPLAINED_WARN = 0.8
 
 
 def growth_vs_motion(snaps: Sequence[torch.Tensor], couplings: Sequence[IntervalCoupling],
@@ -618,20 +621,13 @@ def train(
             if factor == 1.0:
                 continue
             motion["reg_m_factor"][k] = factor
-            dt_k = tr_times[k + 1] - tr_times[k]
-            if math.isinf(factor):
-                couplings[k] = uniform_growth_coupling(
-                    tr_snaps[k], tr_snaps[k + 1], mass0=tr_rel[k], mass1=tr_rel[k + 1],
-                    dt=dt_k, solver=spec.solver, options=cfg.to_dict(),
-                    max_block=cfg.coupling_block, max_blocks=cfg.coupling_max_blocks,
-                    generator=gen)
-            else:
-                couplings[k] = couple_interval(
-                    tr_snaps[k], tr_snaps[k + 1], mass0=tr_rel[k], mass1=tr_rel[k + 1],
-                    dt=dt_k, solver=spec.solver,
-                    options={**cfg.to_dict(), "reg_m": cfg.reg_m * factor},
-                    max_block=cfg.coupling_block, max_blocks=cfg.coupling_max_blocks,
-                    generator=gen)
+            recouple = uniform_growth_coupling if math.isinf(factor) else couple_interval
+            couplings[k] = recouple(
+                tr_snaps[k], tr_snaps[k + 1], mass0=tr_rel[k], mass1=tr_rel[k + 1],
+                dt=tr_times[k + 1] - tr_times[k], solver=spec.solver,
+                options={**cfg.to_dict(), "reg_m": cfg.reg_m * factor},
+                max_block=cfg.coupling_block, max_blocks=cfg.coupling_max_blocks,
+                generator=gen)
     t_couplings = _time.perf_counter()
     logger.info("couplings ready for %d intervals (%.1fs)", len(couplings),
                 t_couplings - start)

@@ -113,8 +113,10 @@ class FitRecord:
     growth_vs_motion
         Per training interval (``start``/``end`` labels): ``growth_sd``, the spread of the
         coupling's growth targets, ``growth_sd_null``, the spread a growth-free population
-        with the same motion gives, and ``motion_explained``, the share of the first that the
-        second reproduces (:func:`vgfm._core.train.growth_vs_motion`); ``None`` without growth.
+        with the same motion gives, ``motion_explained``, the share of the first that the
+        second reproduces (:func:`vgfm._core.train.growth_vs_motion`), and ``reg_m_factor``,
+        how much stiffer the interval's relaxation was made for it (``growth_test``); ``None``
+        without growth.
     model
         ``VGFM.to_dict()`` without its metadata: format, configuration and weights.
     format_version, package_version

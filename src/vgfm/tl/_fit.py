@@ -197,7 +197,9 @@ def fit(
     - ``layers[f"{{key_added}}_velocity"]``: gene-space velocity (see ``gene_velocity``);
     - ``uns[key_added]``: the fit record (params, time mapping and unit, population sizes,
       training history, timings, versions, and the model's weights), enough for
-      :func:`vgfm.get_model`.
+      :func:`vgfm.get_model`; for methods with growth also ``growth_vs_motion``, the growth
+      test per interval (``growth_test`` of :class:`vgfm._core.train.TrainConfig`; intervals
+      whose growth differences motion largely explains are named in a WARNING).
 
     A refit under the same key removes the fields derived from the previous fit (velocity
     embeddings, trajectories, growth genes). Nothing is written when the input is invalid or
