@@ -164,3 +164,40 @@ def test_fit_records_the_test_and_warns(caplog: pytest.LogCaptureFixture, tmp_pa
     again = anndata.read_h5ad(path).uns["vgfm"]["growth_vs_motion"]
     np.testing.assert_allclose(again["motion_explained"], entry["motion_explained"])
     np.testing.assert_allclose(again["reg_m_factor"], entry["reg_m_factor"])
+
+
+def test_coupling_records_its_row_weights_and_the_null_reuses_them():
+    from vgfm._core.couplings import IntervalCoupling, cost_scale, motion_reg_m
+    from vgfm._core.sinkhorn import squared_distances
+
+    x0, x1, _ = _shift_and_spread(3, n=200)
+    c = couple_interval(x0, x1, mass0=1.0, mass1=1.0, dt=1.0, options=OPTS, max_block=1024,
+                        max_blocks=1, generator=torch.Generator().manual_seed(0))
+    # the recorded weights are motion_reg_m's, recomputed independently here
+    cost = squared_distances(x0, x1)
+    cost = (cost - cost.min(0, keepdim=True).values) / cost_scale(
+        x0, x1, generator=torch.Generator().manual_seed(0))
+    a = torch.full((len(x0),), 1.0 / len(x0), dtype=torch.float64)
+    expect = motion_reg_m(x0, x1, cost, a, a, reg=OPTS["reg"], reg_m=OPTS["reg_m"],
+                          stiffness=OPTS["reg_m_motion"])
+    assert c.row_weights is not None and len(c.row_weights) == 1
+    torch.testing.assert_close(c.row_weights[0], expect)
+    assert float(c.row_weights[0].max()) > 3 * float(c.row_weights[0].min())
+    # the null solves with those weights: giving it uniform weights equals a null solved
+    # without per-cell stiffening, and differs from the one with the recorded weights
+    flat = IntervalCoupling(c.source, c.target, c.plans, c.growth, c.dt,
+                            [torch.full_like(expect, OPTS["reg_m"])])
+    null_flat = motion_null_growth(x0, x1, flat, mass0=1.0, options=OPTS,
+                                   generator=torch.Generator().manual_seed(5))
+    no_motion = IntervalCoupling(c.source, c.target, c.plans, c.growth, c.dt)
+    null_plain = motion_null_growth(x0, x1, no_motion, mass0=1.0,
+                                    options={**OPTS, "reg_m_motion": 0.0},
+                                    generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(null_flat, null_plain)
+    null_real = motion_null_growth(x0, x1, c, mass0=1.0, options=OPTS,
+                                   generator=torch.Generator().manual_seed(5))
+    assert float((null_real - null_plain).abs().max()) > 1e-3
+    # without per-cell stiffening nothing is recorded
+    plain = couple_interval(x0, x1, mass0=1.0, mass1=1.0, dt=1.0,
+                            options={**OPTS, "reg_m_motion": 0.0}, max_block=1024, max_blocks=1)
+    assert plain.row_weights is None

@@ -54,6 +54,9 @@ class IntervalCoupling:
         Growth target ``log(w_i / a_i) / dt`` of every source cell of each block.
     dt
         Length of the interval in the user's time unit.
+    row_weights
+        The KL weight of every source row of each block when the solver used per-row weights
+        (:func:`motion_reg_m`), else ``None``.
     """
 
     source: list[torch.Tensor]
@@ -61,6 +64,7 @@ class IntervalCoupling:
     plans: list[torch.Tensor]
     growth: list[torch.Tensor]
     dt: float
+    row_weights: list[torch.Tensor] | None = None
 
     def row_ratio(self) -> torch.Tensor:
         """``w_i / a_i`` for all source cells of all blocks, concatenated."""
@@ -285,7 +289,7 @@ def couple_interval(
         src_blocks = [perm0[i * size0 : (i + 1) * size0] for i in range(n_blocks)]
         src_blocks = [s for s in src_blocks if len(s) > 1]
         tgt_blocks = [torch.randperm(n1, generator=generator)[:size1] for _ in src_blocks]
-    sources, targets, plans, growth = [], [], [], []
+    sources, targets, plans, growth, rows = [], [], [], [], []
     for s_idx, t_idx in zip(src_blocks, tgt_blocks):
         s_dev, t_dev = s_idx.to(x0.device), t_idx.to(x1.device)
         xs, xt = x0[s_dev], x1[t_dev]
@@ -304,13 +308,15 @@ def couple_interval(
                 reg_m=float(opts["reg_m"]), stiffness=motion,
                 tol=float(opts.get("sinkhorn_tol", 1e-5)),
                 max_iter=int(opts.get("sinkhorn_max_iter", 2000)))}
+            rows.append(block_opts["reg_m_rows"])
         plan = fn(c, a_ref, b, block_opts)
         w = plan.sum(1)
         sources.append(s_dev)
         targets.append(t_dev)
         plans.append(plan.float())
         growth.append((torch.log(w.clamp_min(1e-300) / a) / dt).float())
-    return IntervalCoupling(sources, targets, plans, growth, float(dt))
+    return IntervalCoupling(sources, targets, plans, growth, float(dt),
+                            rows if motion > 0 else None)
 
 
 def motion_null_growth(
@@ -331,7 +337,9 @@ def motion_null_growth(
     This builds the population that the plan's motion would give without growth -- each source
     cell ``i`` leaves its own mass ``a_i``, split over ``draws`` end points drawn from its row of
     the plan, ``π_ij / w_i`` -- and couples the source cells to it again, with the same solver,
-    options and interval.  The growth targets of that second plan are what the method reports
+    options and interval and, when the plan has them, the same per-cell KL weights
+    (``coupling.row_weights``: the null moves every cell as far as the real plan does, so its
+    relaxation is the same; this also spares recomputing them).  The growth targets of that second plan are what the method reports
     when there is nothing to report: where the real targets look like them, the data do not
     tell growth from motion.  Growth *between* separate regions (a cluster that proliferates in
     place) survives, because each cell's end points stay in its own region.
@@ -374,13 +382,17 @@ def motion_null_growth(
     if draws < 1:
         raise ValueError(f"draws must be >= 1, got {draws}")
     null = torch.full((len(x0),), float("nan"), dtype=torch.float64)
-    for s_idx, t_idx, plan in zip(coupling.source, coupling.target, coupling.plans):
+    weights = coupling.row_weights or [None] * len(coupling.plans)
+    for s_idx, t_idx, plan, w in zip(coupling.source, coupling.target, coupling.plans, weights):
         p = plan.double().cpu()
         rows = p / p.sum(1, keepdim=True).clamp_min(1e-300)
         pick = torch.multinomial(rows, draws, replacement=True, generator=generator)
         ends = x1[t_idx.to(x1.device)][pick.reshape(-1).to(x1.device)]
+        # the same per-cell relaxation as the real plan: the null moves the cells alike
+        opts = dict(options or {}) if w is None else {**(options or {}), "reg_m_rows": w,
+                                                       "reg_m_motion": 0.0}
         c = couple_interval(x0[s_idx.to(x0.device)], ends, mass0=mass0, mass1=mass0,
-                            dt=coupling.dt, solver=solver, options=options,
+                            dt=coupling.dt, solver=solver, options=opts,
                             max_block=max(len(s_idx), len(ends)), max_blocks=1,
                             generator=generator)
         null[s_idx.cpu()] = c.growth[0].double().cpu()
