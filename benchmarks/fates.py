@@ -416,9 +416,7 @@ def main() -> None:
     ap.add_argument("--only-timing", action="store_true",
                     help="table 4's tl.fates timing on ~10k cells only (default fit)")
     args = ap.parse_args()
-    for item in args.option:
-        k, v = item.split("=", 1)
-        FIT_OPTIONS[k] = float(v) if v.replace(".", "", 1).replace("e-", "", 1).isdigit() else v
+    FIT_OPTIONS.update(validity._parse_set(args.option))  # Python literals: 5, 0.8, None
     if FIT_OPTIONS:
         print("fit options:", FIT_OPTIONS)
     pd.set_option("display.width", 250)
