@@ -782,3 +782,32 @@ def test_stage2_loss_auto_follows_the_dimension():
         snaps = [rng.normal(size=(40, dim)), rng.normal(size=(40, dim)) + 1.0]
         res = train(snaps, [0.0, 1.0], config=cfg, seed=0)
         assert res.extra["stage2_loss"] == expected
+
+
+def test_checkpoint_score_is_proper_where_w1_to_few_cells_is_not():
+    """The stage-2 checkpoint score uses the energy distance: against a few observed cells it
+    prefers, on average, a prediction drawn from their law, whereas W1 to the same cells prefers
+    one shrunk towards them (why scoring on a handful of held-back cells picked collapsed fits)."""
+    from vgfm._core.metrics import wasserstein1
+    from vgfm._core.train import SCORE_DISTANCE, energy_distance
+
+    assert SCORE_DISTANCE == "energy"
+    g = torch.Generator().manual_seed(0)
+    dim, n_obs, n_pred = 6, 12, 1024
+    good = torch.randn(n_pred, dim, generator=g, dtype=torch.float64)
+    shrunk = 0.5 * torch.randn(n_pred, dim, generator=g, dtype=torch.float64)
+    w = torch.ones(n_pred, dtype=torch.float64)
+    e_good, e_shrunk, w1_good, w1_shrunk = [], [], [], []
+    for _ in range(30):
+        y = torch.randn(n_obs, dim, generator=g, dtype=torch.float64)
+        wy = torch.ones(n_obs, dtype=torch.float64)
+        e_good.append(float(energy_distance(good, w, y, wy)))
+        e_shrunk.append(float(energy_distance(shrunk, w, y, wy)))
+        w1_good.append(wasserstein1(good.numpy(), y.numpy()).value)
+        w1_shrunk.append(wasserstein1(shrunk.numpy(), y.numpy()).value)
+    assert np.mean(w1_shrunk) < np.mean(w1_good)  # W1 to 12 cells rewards the shrunk cloud
+    assert np.mean(e_good) < np.mean(e_shrunk)  # the energy score does not
+    # and the energy of the right law is close to its expectation E|X-Y| terms: ~0 up to the
+    # finite-sample term of the 12 observed cells, (E|Y-Y'|)/n_obs
+    e_yy = float(torch.cdist(good[:500], good[500:1000]).mean())
+    assert abs(np.mean(e_good) - e_yy / n_obs) < 0.5 * e_yy / n_obs
