@@ -135,8 +135,9 @@ def fit(
 
     Couples consecutive snapshots by semi-relaxed optimal transport, regresses the velocity
     and growth rate on the couplings (stage 1), refines them by fitting the observed
-    snapshots with the simulated, mass-weighted population (stage 2), picks the checkpoint on
-    held-back cells, and writes the learned velocity and growth of every cell back.
+    snapshots with the simulated, mass-weighted population (stage 2), keeps the checkpoint
+    whose rollout is closest to the observed cells (energy distance, cells held back from
+    training included), and writes the learned velocity and growth of every cell back.
 
     Parameters
     ----------
