@@ -807,7 +807,7 @@ def test_checkpoint_score_is_proper_where_w1_to_few_cells_is_not():
         w1_shrunk.append(wasserstein1(shrunk.numpy(), y.numpy()).value)
     assert np.mean(w1_shrunk) < np.mean(w1_good)  # W1 to 12 cells rewards the shrunk cloud
     assert np.mean(e_good) < np.mean(e_shrunk)  # the energy score does not
-    # and the energy of the right law is close to its expectation E|X-Y| terms: ~0 up to the
-    # finite-sample term of the 12 observed cells, (E|Y-Y'|)/n_obs
+    # and the energy of the right law is close to its closed-form expectation E|Y-Y'| / n_obs
+    # (the zero diagonal of the observed cells' self term; 0 for an infinite sample)
     e_yy = float(torch.cdist(good[:500], good[500:1000]).mean())
     assert abs(np.mean(e_good) - e_yy / n_obs) < 0.5 * e_yy / n_obs

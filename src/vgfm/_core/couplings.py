@@ -339,10 +339,11 @@ def motion_null_growth(
     the plan, ``π_ij / w_i`` -- and couples the source cells to it again, with the same solver,
     options and interval and, when the plan has them, the same per-cell KL weights
     (``coupling.row_weights``: the null moves every cell as far as the real plan does, so its
-    relaxation is the same; this also spares recomputing them).  The growth targets of that second plan are what the method reports
-    when there is nothing to report: where the real targets look like them, the data do not
-    tell growth from motion.  Growth *between* separate regions (a cluster that proliferates in
-    place) survives, because each cell's end points stay in its own region.
+    relaxation is the same; this also spares recomputing them).  The growth targets of that
+    second plan are what the method reports when there is nothing to report: where the real
+    targets look like them, the data do not tell growth from motion.  Growth *between* separate
+    regions (a cluster that proliferates in place) survives, because each cell's end points
+    stay in its own region.
 
     Parameters
     ----------

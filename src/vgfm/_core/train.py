@@ -671,10 +671,9 @@ def train(
     # ---- stage 2 with checkpoint selection ---------------------------------------------------
     x_start = tr_snaps[0]
     val_start = x_start[_subset(len(x_start), cfg.val_particles, gen).to(dev)]
-    # fixed, bounded scoring targets (a random draw happens only for snapshots above the cap)
-    # every observed cell of the snapshot, held back or not (a random draw happens only above
-    # the cap): a few held-back cells alone rank checkpoints by chance (a 1,000-cell data set
-    # holds back 11-37 cells per time point)
+    # fixed, bounded scoring targets: every observed cell of the snapshot, held back or not (a
+    # random draw happens only above the cap); a few held-back cells alone rank checkpoints by
+    # chance (a 1,000-cell data set holds back 11-37 cells per time point)
     score_targets = [None] + [
         y if v is None else torch.cat([v, y])[_subset(len(v) + len(y), cfg.val_targets,
                                                       gen).to(dev)]
