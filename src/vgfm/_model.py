@@ -495,6 +495,7 @@ class VGFM:
             stored.setdefault("interpolant", "linear")
             stored.setdefault("interpolant_speed", "constant")
             stored.setdefault("growth_test", None)  # before the motion test
+            stored.setdefault("bound_growth", False)  # before growth bounds
             cfg = TrainConfig(**stored)
             info = json.loads(str(d["info"])) if info is None else dict(info)
             fingerprint = json.loads(str(d.get("fingerprint") or "{}")) or None
@@ -507,6 +508,9 @@ class VGFM:
                 growth=any(k.startswith("growth_net.") for k in state),
                 growth_form=_growth_form(state, dim),
             )
+            if "growth_low" in state:
+                fld.set_growth_bounds(state["growth_knots"], state["growth_low"],
+                                      state["growth_high"])
             fld.load_state_dict(state)
             origin, t_origin = _read_frame(d.get("frame"), dim)
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:

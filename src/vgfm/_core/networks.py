@@ -31,6 +31,11 @@ class VelocityGrowthField(nn.Module):
     depend on: ``"xt"`` the state and time, ``"x+t"`` a state-dependent rate plus one rate
     shared by all cells at each time, ``"x"`` the state only.
 
+    :meth:`set_growth_bounds` bounds the growth rate on each interval ``[t_k, t_{k+1})`` by
+    the range of the growth targets of that interval's coupling (set by
+    :func:`vgfm._core.train.train` after stage 1): the network then never reports a rate that
+    no coupling implied, however far a trajectory strays from the observed cells.
+
     Examples
     --------
     >>> import torch
@@ -69,6 +74,50 @@ class VelocityGrowthField(nn.Module):
         self.register_buffer("scale", torch.tensor(float(scale)))
         self.register_buffer("t_start", torch.tensor(float(t_start)))
         self.register_buffer("t_span", torch.tensor(float(t_span)))
+        # optional per-interval bounds of g (user units); None: unbounded (older fields)
+        self.register_buffer("growth_knots", None)
+        self.register_buffer("growth_low", None)
+        self.register_buffer("growth_high", None)
+
+    def set_growth_bounds(self, knots, low, high) -> None:
+        """Bound ``g`` on ``[knots[k], knots[k+1])`` to ``[low[k], high[k]]``.
+
+        Times before the first knot use the first interval's bounds, times from the last knot
+        on the last interval's.  ``low = high = None`` removes the bounds.
+
+        Examples
+        --------
+        >>> import torch
+        >>> f = VelocityGrowthField(1, center=torch.zeros(1), scale=1.0, t_start=0.0,
+        ...                         t_span=2.0)
+        >>> x = torch.zeros(3, 1)
+        >>> t = torch.tensor([0.5, 1.5, 2.0])
+        >>> g_raw = f(t, x)[1]
+        >>> f.set_growth_bounds([0.0, 1.0, 2.0], [-0.1, 0.2], [0.1, 0.3])
+        >>> g = f(t, x)[1]
+        >>> torch.equal(g[0], g_raw[0].clamp(-0.1, 0.1)), torch.equal(g[1:], g_raw[1:].clamp(0.2, 0.3))
+        (True, True)
+        """
+        if low is None and high is None:
+            self.growth_knots = self.growth_low = self.growth_high = None
+            return
+        ref = self.center
+        knots = torch.as_tensor(knots, dtype=ref.dtype, device=ref.device).reshape(-1)
+        low = torch.as_tensor(low, dtype=ref.dtype, device=ref.device).reshape(-1)
+        high = torch.as_tensor(high, dtype=ref.dtype, device=ref.device).reshape(-1)
+        if len(knots) < 2 or len(low) != len(knots) - 1 or len(high) != len(low):
+            raise ValueError(f"growth bounds need K knots and K - 1 lows and highs, got "
+                             f"{len(knots)}, {len(low)}, {len(high)}")
+        if bool(torch.any(low > high)) or bool(torch.any(knots[1:] <= knots[:-1])):
+            raise ValueError("growth bounds need low <= high and increasing knots")
+        self.growth_knots, self.growth_low, self.growth_high = knots, low, high
+
+    def _bound_growth(self, t: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        knots = self.growth_knots
+        k = torch.searchsorted(knots, t.reshape(-1).contiguous().to(knots.dtype), right=True) - 1
+        k = k.clamp(0, len(knots) - 2)
+        return torch.clamp(g, min=self.growth_low[k].reshape(-1, 1).to(g.dtype),
+                           max=self.growth_high[k].reshape(-1, 1).to(g.dtype))
 
     def growth_parameters(self) -> list[nn.Parameter]:
         """Parameters of the growth part (empty without growth)."""
@@ -96,4 +145,7 @@ class VelocityGrowthField(nn.Module):
                 if self.growth_offset is not None:
                     g = g + self.growth_offset(z[:, self.dim :])
             g = g / self.t_span
+            if self.growth_low is not None:
+                tt = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+                g = self._bound_growth(tt.expand(len(x)) if tt.dim() == 0 else tt.reshape(-1), g)
         return v, g

@@ -130,6 +130,14 @@ class TrainConfig:
         explains all of it, :func:`uniform_growth_coupling`). ``None``: never (each interval
         keeps ``reg_m``). Ignored with a growth prior. Default 0.8 (measurements in
         ``docs/method.md``, "Growth told from motion").
+    bound_growth
+        After stage 1, bound the growth rate on each interval by the smallest and largest
+        growth target of that interval's coupling (:meth:`VelocityGrowthField.set_growth_bounds`;
+        with ``growth_form`` ``"x"`` or ``"x+t"`` by those of all intervals, so that the
+        differences between cells stay the same at every time),
+        so that a trajectory that strays from the observed cells cannot pick up a rate no
+        coupling implied (on one iPSC fit a few such paths multiplied the population's mass
+        by 10^5).  ``False``: the network's rate unbounded (the behaviour before this option).
     coupling_block, coupling_max_blocks
         Memory bound of the couplings: blocks of at most ``coupling_block`` cells a side, at
         most ``coupling_max_blocks`` blocks per interval.
@@ -163,6 +171,7 @@ class TrainConfig:
     interpolant_speed: str = "least_action"
     growth_form: str = "xt"
     growth_test: float | None = MOTION_EXPLAINED_WARN
+    bound_growth: bool = True
     coupling_block: int = 2048
     coupling_max_blocks: int = 8
 
@@ -197,6 +206,10 @@ class TrainConfig:
                     f"training option {name} must be {bound}, got {value!r} "
                     f"(default {_FIELD_DEFAULTS[name]!r})")
             setattr(self, name, value)
+        if not isinstance(self.bound_growth, (bool, np.bool_)):
+            raise TypeError(f"training option bound_growth must be True or False, got "
+                            f"{self.bound_growth!r}")
+        self.bound_growth = bool(self.bound_growth)
         if not 0 <= self.val_fraction < 0.5:
             raise ValueError(f"val_fraction must be in [0, 0.5), got {self.val_fraction}")
 
@@ -667,6 +680,19 @@ def train(
         sched.step()
         hist1[step] = float(loss.detach())
     t_stage1 = _time.perf_counter()
+    if growth and cfg.bound_growth and couplings:
+        # from here on (stage 2, checkpoint scores, every use of the field) g stays within the
+        # range of rates the couplings implied on each interval; not in stage 1, whose
+        # regression must be free to reach the targets from any initial output
+        lows = [float(torch.cat(c.growth).min()) for c in couplings]
+        highs = [float(torch.cat(c.growth).max()) for c in couplings]
+        if cfg.growth_form != "xt":  # differences between cells that hold at all times: one range
+            lows, highs = [min(lows)] * len(lows), [max(highs)] * len(highs)
+            fld.set_growth_bounds([tr_times[0], tr_times[-1]], lows[:1], highs[:1])
+        else:
+            fld.set_growth_bounds(tr_times, lows, highs)
+        if motion is not None:
+            motion["growth_low"], motion["growth_high"] = lows, highs
 
     # ---- stage 2 with checkpoint selection ---------------------------------------------------
     x_start = tr_snaps[0]

@@ -115,8 +115,10 @@ class FitRecord:
         coupling's growth targets, ``growth_sd_null``, the spread a growth-free population
         with the same motion gives, ``motion_explained``, the share of the first that the
         second reproduces (:func:`vgfm._core.train.growth_vs_motion`), and ``reg_m_factor``,
-        how much stiffer the interval's relaxation was made for it (``growth_test``); ``None``
-        without growth.
+        how much stiffer the interval's relaxation was made for it (``growth_test``);
+        ``growth_low``/``growth_high``, the range the growth rate is bounded to on the
+        interval (its targets' smallest and largest value, ``bound_growth``; absent when
+        unbounded); ``None`` without growth.
     model
         ``VGFM.to_dict()`` without its metadata: format, configuration and weights.
     format_version, package_version

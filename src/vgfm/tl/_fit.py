@@ -194,13 +194,16 @@ def fit(
 
     - ``obsm[f"{{key_added}}_velocity"]``: velocity at each cell's own state and time
       (``use_rep`` space, per unit of the user's time);
-    - ``obs[f"{{key_added}}_growth"]``: growth rate ``g(x, t)`` (per unit time);
+    - ``obs[f"{{key_added}}_growth"]``: growth rate ``g(x, t)`` (per unit time), within the
+      range of the growth targets of the interval that starts at the cell's time (the last
+      interval at the last time point; ``bound_growth``);
     - ``layers[f"{{key_added}}_velocity"]``: gene-space velocity (see ``gene_velocity``);
     - ``uns[key_added]``: the fit record (params, time mapping and unit, population sizes,
       training history, timings, versions, and the model's weights), enough for
       :func:`vgfm.get_model`; for methods with growth also ``growth_vs_motion``, the growth
       test per interval (``growth_test`` of :class:`vgfm._core.train.TrainConfig`; intervals
-      whose growth differences motion largely explains are named in a WARNING).
+      whose growth differences motion largely explains are named in a WARNING) and the
+      range the growth rate is bounded to on each interval (``growth_low``/``growth_high``).
 
     A refit under the same key removes the fields derived from the previous fit (velocity
     embeddings, trajectories, growth genes). Nothing is written when the input is invalid or
