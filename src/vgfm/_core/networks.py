@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -79,7 +81,9 @@ class VelocityGrowthField(nn.Module):
         self.register_buffer("growth_low", None)
         self.register_buffer("growth_high", None)
 
-    def set_growth_bounds(self, knots, low, high) -> None:
+    def set_growth_bounds(self, knots: Sequence[float] | torch.Tensor | None,
+                          low: Sequence[float] | torch.Tensor | None,
+                          high: Sequence[float] | torch.Tensor | None) -> None:
         """Bound ``g`` on ``[knots[k], knots[k+1])`` to ``[low[k], high[k]]``.
 
         Times before the first knot use the first interval's bounds, times from the last knot

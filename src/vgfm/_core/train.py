@@ -132,12 +132,13 @@ class TrainConfig:
         ``docs/method.md``, "Growth told from motion").
     bound_growth
         After stage 1, bound the growth rate on each interval by the smallest and largest
-        growth target of that interval's coupling (:meth:`VelocityGrowthField.set_growth_bounds`;
-        with ``growth_form`` ``"x"`` or ``"x+t"`` by those of all intervals, so that the
-        differences between cells stay the same at every time),
-        so that a trajectory that strays from the observed cells cannot pick up a rate no
-        coupling implied (on one iPSC fit a few such paths multiplied the population's mass
-        by 10^5).  ``False``: the network's rate unbounded (the behaviour before this option).
+        growth target of that interval's coupling
+        (:meth:`VelocityGrowthField.set_growth_bounds`), so that a trajectory that strays from
+        the observed cells cannot pick up a rate no coupling implied (on one iPSC fit a few
+        such paths multiplied the population's mass by 10^5). With ``growth_form`` ``"x"`` or
+        ``"x+t"`` one range, over all intervals, so that differences between cells stay the
+        same at every time. ``False``: the network's rate unbounded (the behaviour before this
+        option).
     coupling_block, coupling_max_blocks
         Memory bound of the couplings: blocks of at most ``coupling_block`` cells a side, at
         most ``coupling_max_blocks`` blocks per interval.
