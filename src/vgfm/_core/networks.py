@@ -117,8 +117,9 @@ class VelocityGrowthField(nn.Module):
         self.growth_knots, self.growth_low, self.growth_high = knots, low, high
 
     def _bound_growth(self, t: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """``g`` clamped to the bounds of the interval holding each time ``t`` (shape ``(N,)``)."""
         knots = self.growth_knots
-        k = torch.searchsorted(knots, t.reshape(-1).contiguous().to(knots.dtype), right=True) - 1
+        k = torch.searchsorted(knots, t.contiguous().to(knots.dtype), right=True) - 1
         k = k.clamp(0, len(knots) - 2)
         return torch.clamp(g, min=self.growth_low[k].reshape(-1, 1).to(g.dtype),
                            max=self.growth_high[k].reshape(-1, 1).to(g.dtype))
@@ -128,16 +129,12 @@ class VelocityGrowthField(nn.Module):
         mods = [m for m in (self.growth_net, self.growth_offset) if m is not None]
         return [p for m in mods for p in m.parameters()]
 
-    def _inputs(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
-        if t.dim() == 0:
-            t = t.expand(len(x))
-        t = t.reshape(len(x), 1)
-        return torch.cat([(x - self.center) / self.scale, (t - self.t_start) / self.t_span], 1)
-
     def forward(self, t: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Velocity ``(N, d)`` and growth rate ``(N, 1)`` at states ``x`` and times ``t``."""
-        z = self._inputs(t, x)
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+        t = (t.expand(len(x)) if t.dim() == 0 else t).reshape(len(x))  # one time per cell
+        z = torch.cat([(x - self.center) / self.scale,
+                       ((t - self.t_start) / self.t_span).reshape(-1, 1)], 1)
         v = self.velocity_net(z) * (self.scale / self.t_span)
         if self.growth_net is None:
             g = torch.zeros(len(x), 1, dtype=x.dtype, device=x.device)
@@ -150,6 +147,5 @@ class VelocityGrowthField(nn.Module):
                     g = g + self.growth_offset(z[:, self.dim :])
             g = g / self.t_span
             if self.growth_low is not None:
-                tt = torch.as_tensor(t, dtype=x.dtype, device=x.device)
-                g = self._bound_growth(tt.expand(len(x)) if tt.dim() == 0 else tt.reshape(-1), g)
+                g = self._bound_growth(t, g)
         return v, g
