@@ -902,6 +902,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="restrict the dataset blocks (holdout, spread, alltime) to these names")
     p.add_argument("--generators", nargs="+", choices=list(GENERATORS), default=None,
                    help="restrict the generator blocks (growth, no_false_growth)")
+    p.add_argument("--methods", nargs="+", default=None,
+                   help="methods of the holdout block (default: vgfm and otcfm)")
     p.add_argument("--quick", action="store_true",
                    help=f"fewer training steps ({QUICK_OPTIONS}); never the defaults")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -934,6 +936,8 @@ def main(argv: list[str] | None = None) -> int:
             kw["data_dir"] = args.data_dir
             if args.datasets:
                 kw["datasets"] = args.datasets
+            if block == "holdout" and args.methods:
+                kw["methods"] = args.methods
         elif args.generators:
             kw["generators"] = args.generators
         t0 = time.perf_counter()

@@ -136,6 +136,26 @@ def test_training_bounds_growth_by_the_coupling_targets_and_round_trips(tmp_path
     assert old.field.growth_low is None
 
 
+def test_time_free_growth_gets_one_range_over_all_intervals():
+    """With ``growth_form="x"`` the bound is the range of every interval's growth targets
+    together, the same at all times, so differences between states stay time-free."""
+    snaps, times = _snapshots(), [0.0, 1.0, 2.0]
+    cfg = TrainConfig(stage1_steps=150, stage2_steps=3, val_every=1, stage2_particles=64,
+                      stage2_targets=64, val_particles=64, growth_form="x")
+    res = train(snaps, times, config=cfg, seed=0)
+    f = res.field
+    every = torch.cat([torch.cat(c.growth) for c in res.couplings])
+    np.testing.assert_allclose(f.growth_knots.numpy(), [times[0], times[-1]])
+    np.testing.assert_allclose(f.growth_low.numpy(), [float(every.min())], rtol=1e-6)
+    np.testing.assert_allclose(f.growth_high.numpy(), [float(every.max())], rtol=1e-6)
+    far = torch.tensor([[50.0, 50.0], [-50.0, 30.0], [0.0, -80.0]])
+    with torch.no_grad():
+        g = [f(torch.tensor(t), far)[1].detach().reshape(-1) for t in (0.0, 0.9, 2.0)]
+    for gt in g:  # within the range, and the same whatever the time
+        assert bool((gt >= every.min() - 1e-6).all() and (gt <= every.max() + 1e-6).all())
+        torch.testing.assert_close(gt, g[0], rtol=0, atol=0)
+
+
 def test_bound_growth_option_is_checked():
     with pytest.raises(TypeError, match="bound_growth"):
         TrainConfig(bound_growth="yes")
@@ -158,3 +178,14 @@ def test_fit_records_the_bounds_per_interval():
     k = np.clip(np.searchsorted([0.0, 0.5, 1.0, 1.5, 2.0], t, side="right") - 1, 0, 3)
     g = adata.obs["vgfm_growth"].to_numpy()
     assert np.all(g >= entry["growth_low"][k] - 1e-5) and np.all(g <= entry["growth_high"][k] + 1e-5)
+    # time-free growth: one range, recorded for every interval
+    model = vgfm.tl.fit(adata, "time", use_rep="X", stage1_steps=20, stage2_steps=0,
+                        progress=False, growth_form="x")
+    entry = adata.uns["vgfm"]["growth_vs_motion"]
+    assert model.field.growth_low.numel() == 1
+    np.testing.assert_allclose(entry["growth_low"], [float(model.field.growth_low)] * 4,
+                               rtol=1e-6)
+    np.testing.assert_allclose(entry["growth_high"], [float(model.field.growth_high)] * 4,
+                               rtol=1e-6)
+    g = adata.obs["vgfm_growth"].to_numpy()
+    assert g.min() >= entry["growth_low"][0] - 1e-5 and g.max() <= entry["growth_high"][0] + 1e-5
