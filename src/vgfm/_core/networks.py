@@ -131,21 +131,47 @@ class VelocityGrowthField(nn.Module):
 
     def forward(self, t: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Velocity ``(N, d)`` and growth rate ``(N, 1)`` at states ``x`` and times ``t``."""
-        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
-        t = (t.expand(len(x)) if t.dim() == 0 else t).reshape(len(x))  # one time per cell
-        z = torch.cat([(x - self.center) / self.scale,
-                       ((t - self.t_start) / self.t_span).reshape(-1, 1)], 1)
+        t, z = self._inputs(t, x)
         v = self.velocity_net(z) * (self.scale / self.t_span)
         if self.growth_net is None:
             g = torch.zeros(len(x), 1, dtype=x.dtype, device=x.device)
         else:
-            if self.growth_form == "xt":
-                g = self.growth_net(z)
-            else:
-                g = self.growth_net(z[:, : self.dim])
-                if self.growth_offset is not None:
-                    g = g + self.growth_offset(z[:, self.dim :])
-            g = g / self.t_span
-            if self.growth_low is not None:
-                g = self._bound_growth(t, g)
+            g = self._growth_from(t, z)
         return v, g
+
+    def growth_rate(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Growth rate ``(N, 1)`` alone (what :meth:`forward` returns second), without the
+        cost of the velocity network.
+
+        Examples
+        --------
+        >>> import torch
+        >>> f = VelocityGrowthField(2, center=torch.zeros(2), scale=1.0, t_start=0.0,
+        ...                         t_span=1.0)
+        >>> x = torch.randn(4, 2)
+        >>> torch.equal(f.growth_rate(torch.tensor(0.3), x), f(torch.tensor(0.3), x)[1])
+        True
+        """
+        if self.growth_net is None:
+            return torch.zeros(len(x), 1, dtype=x.dtype, device=x.device)
+        t, z = self._inputs(t, x)
+        return self._growth_from(t, z)
+
+    def _inputs(self, t: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+        t = (t.expand(len(x)) if t.dim() == 0 else t).reshape(len(x))  # one time per cell
+        z = torch.cat([(x - self.center) / self.scale,
+                       ((t - self.t_start) / self.t_span).reshape(-1, 1)], 1)
+        return t, z
+
+    def _growth_from(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        if self.growth_form == "xt":
+            g = self.growth_net(z)
+        else:
+            g = self.growth_net(z[:, : self.dim])
+            if self.growth_offset is not None:
+                g = g + self.growth_offset(z[:, self.dim :])
+        g = g / self.t_span
+        if self.growth_low is not None:
+            g = self._bound_growth(t, g)
+        return g

@@ -26,6 +26,11 @@ from .matcher import SPEEDS, PairSampler, VelocityGrowthMatcher
 from .methods import get_method
 from .metrics import relative_mass_error, wasserstein1
 from .networks import GROWTH_FORMS, VelocityGrowthField
+
+#: ``growth_form`` values of :class:`TrainConfig`: a form of the field, or ``"auto"``, which
+#: trains ``g(x, t)`` and ``g(x)`` side by side in stage 1 and keeps the one whose rollout fits
+#: the snapshots better (:func:`train`).
+CONFIG_GROWTH_FORMS = ("auto", *GROWTH_FORMS)
 from .ode import integrate
 from .routes import GraphRoutes
 from .sinkhorn import squared_distances
@@ -114,11 +119,23 @@ class TrainConfig:
         predicted population to 0.79 of the observed variance, the energy distance keeps 0.91;
         in 2 to 5 dimensions W1 fits the snapshots more tightly).
     growth_form
-        What the growth rate depends on. ``"xt"``: state and time, ``g(x, t)``. ``"x+t"``:
+        What the growth rate depends on. ``"xt"`` (default): state and time, ``g(x, t)``. ``"x+t"``:
         ``g(x) + c(t)``, a state-dependent rate that is the same at every time plus one rate
         shared by all cells at each time (the population may grow faster in one interval than
         another, but *which* states grow faster is consistent over time, so the edge effects
-        of METHOD §8, which move with the population, partly cancel). ``"x"``: ``g(x)``.
+        of METHOD §8, which move with the population, partly cancel). ``"x"``: ``g(x)``, a
+        property of the cell state learned from every interval at once. ``"auto"``
+        (opt-in): ``g(x, t)`` and ``g(x)`` are regressed side by side in stage 1 (same pairs,
+        same velocity) and the one whose rollout fits the observed snapshots better (the
+        checkpoint score: energy distance to the cells plus the size error) is kept for
+        stage 2; ``g(x)`` wins where the changes of the population sizes follow from which
+        states are present (the generators with known growth), ``g(x, t)`` where the sizes
+        rise and fall for other reasons (cell counts of real experiments). The choice and
+        both scores are recorded (``growth_form``, ``growth_form_score`` in
+        ``growth_vs_motion``); when ``g(x, t)`` is kept the fit is the same as with
+        ``"xt"``. Measured in ``docs/method.md``, "Growth as a property of the state" (not
+        the default: on the generators it raises the correlation with the true growth but
+        compresses its levels).
     growth_test
         Whether an interval's growth differences are told from motion. Before training, each
         interval's growth targets are compared with those the same coupling gives to a
@@ -180,7 +197,8 @@ class TrainConfig:
         get_method(self.method)  # raises with the list of registered methods
         for name, allowed in (("coupling_geometry", COUPLING_GEOMETRIES),
                               ("interpolant_speed", SPEEDS), ("interpolant", INTERPOLANTS),
-                              ("growth_form", GROWTH_FORMS), ("stage2_loss", STAGE2_LOSSES)):
+                              ("growth_form", CONFIG_GROWTH_FORMS),
+                              ("stage2_loss", STAGE2_LOSSES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"training option {name} must be one of {allowed}, "
                                  f"got {getattr(self, name)!r}")
@@ -472,7 +490,7 @@ class _Stage1Loss:
         return tuple(z[s] for z in self._buffer)
 
     def __call__(self, fld: VelocityGrowthField, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
-        t, x, u, g = self.batch(gen)
+        t, x, u, g = self.last_batch = self.batch(gen)
         v_hat, g_hat = fld(t, x)
         lv = (((v_hat - u) / self.vel_unit) ** 2).mean()
         lg = (((g_hat - g) / self.growth_unit) ** 2).mean() if self.growth else lv * 0
@@ -615,12 +633,21 @@ def train(
     dist_unit = scale * math.sqrt(snaps_all[0].shape[1])
     t_span = times[-1] - times[0]
     # network initialisation from the seed without touching the caller's global torch RNG
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        fld = VelocityGrowthField(
-            snaps_all[0].shape[1], center=center, scale=scale, t_start=times[0], t_span=t_span,
-            hidden=cfg.hidden, n_layers=cfg.n_layers, growth=growth, growth_form=cfg.growth_form,
-        ).to(dev)
+    auto = cfg.growth_form == "auto" and growth
+
+    def new_field(form: str, init_seed: int) -> VelocityGrowthField:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)
+            return VelocityGrowthField(
+                snaps_all[0].shape[1], center=center, scale=scale, t_start=times[0],
+                t_span=t_span, hidden=cfg.hidden, n_layers=cfg.n_layers, growth=growth,
+                growth_form=form,
+            ).to(dev)
+
+    fld = new_field("xt" if cfg.growth_form == "auto" else cfg.growth_form, int(seed))
+    # growth_form="auto": a time-free growth network g(x), trained in stage 1 on the same
+    # batches as fld's g(x, t) (its own initialisation, so fld trains exactly as without it)
+    alt = new_field("x", int(seed) + 7_919) if auto else None
 
     # ---- couplings -------------------------------------------------------------------------
     t_setup = _time.perf_counter()
@@ -671,6 +698,10 @@ def train(
     opt = torch.optim.Adam(fld.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, cfg.stage1_steps),
                                                        eta_min=cfg.lr * 0.05)
+    if alt is not None:
+        opt_alt = torch.optim.Adam(alt.growth_parameters(), lr=cfg.lr)
+        sched_alt = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt_alt, max(1, cfg.stage1_steps), eta_min=cfg.lr * 0.05)
     hist1 = np.zeros(cfg.stage1_steps)
     for step in tqdm(range(cfg.stage1_steps), disable=not progress, desc="VGFM stage 1",
                      leave=False):
@@ -680,20 +711,31 @@ def train(
         opt.step()
         sched.step()
         hist1[step] = float(loss.detach())
+        if alt is not None:  # the same pairs and growth targets, a growth rate without time
+            t_b, x_b, _, g_b = s1.last_batch
+            loss_alt = (((alt.growth_rate(t_b, x_b) - g_b) / s1.growth_unit) ** 2).mean()
+            opt_alt.zero_grad(set_to_none=True)
+            loss_alt.backward()
+            opt_alt.step()
+            sched_alt.step()
     t_stage1 = _time.perf_counter()
+    bounds: dict[str, tuple[list[float], list[float]]] = {}
     if growth and cfg.bound_growth and couplings:
         # from here on (stage 2, checkpoint scores, every use of the field) g stays within the
         # range of rates the couplings implied on each interval; not in stage 1, whose
         # regression must be free to reach the targets from any initial output
         lows = [float(torch.cat(c.growth).min()) for c in couplings]
         highs = [float(torch.cat(c.growth).max()) for c in couplings]
-        if cfg.growth_form != "xt":  # differences between cells that hold at all times: one range
-            lows, highs = [min(lows)] * len(lows), [max(highs)] * len(highs)
-            fld.set_growth_bounds([tr_times[0], tr_times[-1]], lows[:1], highs[:1])
-        else:
-            fld.set_growth_bounds(tr_times, lows, highs)
-        if motion is not None:
-            motion["growth_low"], motion["growth_high"] = lows, highs
+        for f in (fld, alt):
+            if f is None:
+                continue
+            if f.growth_form != "xt":  # differences between cells that hold at all times
+                lo, hi = [min(lows)] * len(lows), [max(highs)] * len(highs)
+                f.set_growth_bounds([tr_times[0], tr_times[-1]], lo[:1], hi[:1])
+            else:
+                lo, hi = lows, highs
+                f.set_growth_bounds(tr_times, lo, hi)
+            bounds[f.growth_form] = (lo, hi)
 
     # ---- stage 2 with checkpoint selection ---------------------------------------------------
     x_start = tr_snaps[0]
@@ -710,12 +752,32 @@ def train(
 
     stage2_loss = resolve_stage2_loss(cfg.stage2_loss, int(snaps_all[0].shape[1]))
 
-    def score() -> float:
+    def score_of(f: VelocityGrowthField) -> float:
         t0 = _time.perf_counter()
-        w1s, rmes, _ = rollout_scores(fld, val_start, tr_times, score_targets, tr_rel,
+        w1s, rmes, _ = rollout_scores(f, val_start, tr_times, score_targets, tr_rel,
                                       cfg.ode_steps, distance=SCORE_DISTANCE)
         t_val[0] += _time.perf_counter() - t0
         return float(np.nanmean(w1s)) / dist_unit + float(np.mean(rmes))
+
+    def score() -> float:
+        return score_of(fld)
+
+    if alt is not None:
+        # growth_form="auto": the time-free growth with the same stage-1 velocity; keep the
+        # form whose rollout fits the observed snapshots (positions and sizes) better
+        alt.velocity_net.load_state_dict(fld.velocity_net.state_dict())
+        form_scores = {"xt": score_of(fld), "x": score_of(alt)}
+        if form_scores["x"] < form_scores["xt"]:
+            fld = alt
+        logger.info("growth_form='auto': g(%s) selected (checkpoint score of the stage-1 "
+                    "fields: g(x, t) %.4g, g(x) %.4g)", "x" if fld is alt else "x, t",
+                    form_scores["xt"], form_scores["x"])
+        if motion is not None:
+            motion["growth_form"] = fld.growth_form
+            motion["growth_form_score"] = [form_scores["xt"], form_scores["x"]]
+        alt = None
+    if motion is not None and fld.growth_form in bounds:
+        motion["growth_low"], motion["growth_high"] = bounds[fld.growth_form]
 
     best_state = copy.deepcopy(fld.state_dict())
     best_score, best_step = score(), 0

@@ -120,7 +120,9 @@ class FitRecord:
         how much stiffer the interval's relaxation was made for it (``growth_test``);
         ``growth_low``/``growth_high``, the range the growth rate is bounded to on the
         interval (its targets' smallest and largest value, ``bound_growth``; absent when
-        unbounded); ``None`` without growth.
+        unbounded); with ``growth_form="auto"`` also ``growth_form``, the form kept
+        (``"xt"``: ``g(x, t)``, ``"x"``: ``g(x)``), and ``growth_form_score``, the checkpoint
+        scores of the two stage-1 fields (``g(x, t)`` first); ``None`` without growth.
     model
         ``VGFM.to_dict()`` without its metadata: format, configuration and weights.
     format_version, package_version

@@ -194,16 +194,20 @@ def fit(
 
     - ``obsm[f"{{key_added}}_velocity"]``: velocity at each cell's own state and time
       (``use_rep`` space, per unit of the user's time);
-    - ``obs[f"{{key_added}}_growth"]``: growth rate ``g(x, t)`` (per unit time), within the
-      range of the growth targets of the interval that starts at the cell's time (the last
-      interval at the last time point; ``bound_growth``);
+    - ``obs[f"{{key_added}}_growth"]``: growth rate (per unit time) at each cell's state and
+      time: ``g(x, t)`` or, when ``growth_form="auto"`` keeps the time-free form, ``g(x)``;
+      within the range of the couplings' growth targets (``bound_growth``: of the interval
+      that starts at the cell's time, the last interval at the last time point; over all
+      intervals for ``g(x)``);
     - ``layers[f"{{key_added}}_velocity"]``: gene-space velocity (see ``gene_velocity``);
     - ``uns[key_added]``: the fit record (params, time mapping and unit, population sizes,
       training history, timings, versions, and the model's weights), enough for
       :func:`vgfm.get_model`; for methods with growth also ``growth_vs_motion``, the growth
       test per interval (``growth_test`` of :class:`vgfm._core.train.TrainConfig`; intervals
       whose growth differences motion largely explains are named in a WARNING) and the
-      range the growth rate is bounded to on each interval (``growth_low``/``growth_high``).
+      range the growth rate is bounded to on each interval (``growth_low``/``growth_high``)
+      and, with ``growth_form="auto"``, the form kept (``growth_form``, ``"xt"`` or ``"x"``)
+      with the stage-1 checkpoint scores of both (``growth_form_score``).
 
     A refit under the same key removes the fields derived from the previous fit (velocity
     embeddings, trajectories, growth genes). Nothing is written when the input is invalid or
@@ -311,7 +315,8 @@ def _growth_vs_motion(training: dict, mapping: Any, hold: int | None,
     threshold = MOTION_EXPLAINED_WARN if threshold is None else threshold
     labels = [lab for k, lab in enumerate(mapping.labels) if k != hold]
     out = {"start": np.asarray(labels[:-1], dtype=str), "end": np.asarray(labels[1:], dtype=str),
-           **{k: np.asarray(v, dtype=np.float64) for k, v in motion.items()}}
+           **{k: np.asarray(v) if isinstance(v, str) else np.asarray(v, dtype=np.float64)
+              for k, v in motion.items()}}
     stiffer = out["reg_m_factor"] > 1
     flagged = [f"{a} -> {b} ({e:.2f})" for a, b, e in
                zip(out["start"], out["end"], out["motion_explained"])
