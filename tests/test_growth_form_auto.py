@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vgfm._core.train import TrainConfig, rollout_scores, train
+from vgfm._core.train import TrainConfig, train
 
 FAST = dict(stage1_steps=300, stage2_steps=0, val_every=1, stage2_particles=64,
             stage2_targets=64, val_particles=256, batch_size=128, growth_form="auto")

@@ -26,16 +26,17 @@ from .matcher import SPEEDS, PairSampler, VelocityGrowthMatcher
 from .methods import get_method
 from .metrics import relative_mass_error, wasserstein1
 from .networks import GROWTH_FORMS, VelocityGrowthField
-
-#: ``growth_form`` values of :class:`TrainConfig`: a form of the field, or ``"auto"``, which
-#: trains ``g(x, t)`` and ``g(x)`` side by side in stage 1 and keeps the one whose rollout fits
-#: the snapshots better (:func:`train`).
-CONFIG_GROWTH_FORMS = ("auto", *GROWTH_FORMS)
 from .ode import integrate
 from .routes import GraphRoutes
 from .sinkhorn import squared_distances
 
 logger = logging.getLogger("vgfm")
+
+
+#: ``growth_form`` values of :class:`TrainConfig`: a form of the field, or ``"auto"``, which
+#: trains ``g(x, t)`` and ``g(x)`` side by side in stage 1 and keeps the one whose rollout fits
+#: the snapshots better (:func:`train`).
+CONFIG_GROWTH_FORMS = ("auto", *GROWTH_FORMS)
 
 
 #: Default ``growth_test``: share of an interval's growth-target spread above which motion is
