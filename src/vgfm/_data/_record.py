@@ -58,8 +58,9 @@ def growth_last_time_note(labels: Any) -> str:
         f"cells grow afterwards. The growth reported there is the growth network evaluated at "
         f"those cells and time, an extrapolation of what was learned on the last interval "
         f"[{labels[-2]}, {labels[-1]}], whose paths end at these cells (kept within that "
-        f"interval's range of growth targets when the fit bounds growth: growth_low / "
-        f"growth_high in growth_vs_motion)."
+        f"interval's range of growth targets when the fit bounds growth, within the range "
+        f"over all intervals for a time-free growth: growth_low / growth_high in "
+        f"growth_vs_motion)."
     )
 
 
