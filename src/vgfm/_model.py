@@ -511,6 +511,9 @@ class VGFM:
             if "growth_low" in state:
                 fld.set_growth_bounds(state["growth_knots"], state["growth_low"],
                                       state["growth_high"])
+            if "frame_knots" in state:
+                fld.set_input_frame(state["frame_knots"], state["frame_center"],
+                                    state["frame_log_scale"].exp())
             fld.load_state_dict(state)
             origin, t_origin = _read_frame(d.get("frame"), dim)
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:

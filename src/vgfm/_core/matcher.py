@@ -163,12 +163,16 @@ class VelocityGrowthMatcher:
         s: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         path: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None,
+        noise_ends: tuple[float, float] | None = None,
     ) -> MatcherBatch:
         """Interpolate paired cells ``x0[b] -> x1[b]`` at times ``s`` (drawn when ``None``).
 
         ``path(x0, x1, s, dt)``, when given, returns the positions and velocities of a curved
         path between the pairs (e.g. :meth:`vgfm._core.routes.GraphRoutes.interpolate`) in
         place of the chord and its constant velocity; the noise is added to it alike.
+        ``noise_ends=(a, b)`` replaces the constant noise sd ``sigma`` by ``(1 - s) a + s b``
+        (the noise follows the spread of the population from one snapshot to the next; the
+        same random draws are used).
         """
         n = len(x0)
         if s is None:
@@ -185,7 +189,10 @@ class VelocityGrowthMatcher:
         u = u * rate
         if self.sigma > 0:
             noise = torch.randn(x0.shape, generator=generator, device="cpu").to(x0.device)
-            xs = xs + self.sigma * noise
+            if noise_ends is None:
+                xs = xs + self.sigma * noise
+            else:
+                xs = xs + ((1.0 - s) * noise_ends[0] + s * noise_ends[1]) * noise
         return MatcherBatch(
             t=t0 + s * dt, x=xs, u=u, g=growth.reshape(n, 1).to(x0.dtype)
         )

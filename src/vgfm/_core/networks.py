@@ -80,6 +80,62 @@ class VelocityGrowthField(nn.Module):
         self.register_buffer("growth_knots", None)
         self.register_buffer("growth_low", None)
         self.register_buffer("growth_high", None)
+        # optional time-dependent input frame (set_input_frame); None: the global one above
+        self.register_buffer("frame_knots", None)
+        self.register_buffer("frame_center", None)
+        self.register_buffer("frame_log_scale", None)
+
+    def set_input_frame(self, knots: Sequence[float] | torch.Tensor | None,
+                        centers: torch.Tensor | None = None,
+                        scales: Sequence[float] | torch.Tensor | None = None) -> None:
+        """Standardise the networks' input ``x`` by the population at time ``t``.
+
+        With knots ``t_k``, centres ``c_k`` and scales ``s_k`` (one per snapshot) the input is
+        ``(x - c(t)) / s(t)``, with ``c`` and ``s`` interpolated linearly between knots (as the
+        straight paths between paired cells move them; held constant outside the knots), instead of the global ``(x - center) / scale``.
+        A tight early population and a wide late one then both fill the unit ball the networks
+        see, so a field that must separate cells of a tight cluster need not be sharper in its
+        input than one that moves a wide cloud.  Outputs stay in user units; only the
+        parametrisation changes.  ``knots=None`` restores the global standardisation.
+
+        Examples
+        --------
+        >>> import torch
+        >>> f = VelocityGrowthField(1, center=torch.zeros(1), scale=1.0, t_start=0.0,
+        ...                         t_span=2.0)
+        >>> f.set_input_frame([0.0, 2.0], torch.tensor([[0.0], [4.0]]), [1.0, 4.0])
+        >>> z = f._inputs(torch.tensor(1.0), torch.tensor([[4.5]]))[1]  # c = 2, s = 2.5 at t = 1
+        >>> [round(float(v), 4) for v in z[0]]
+        [1.0, 0.5]
+        """
+        if knots is None:
+            self.frame_knots = self.frame_center = self.frame_log_scale = None
+            return
+        ref = self.center
+        knots = torch.as_tensor(knots, dtype=ref.dtype, device=ref.device).reshape(-1)
+        centers = torch.as_tensor(centers, dtype=ref.dtype, device=ref.device)
+        scales = torch.as_tensor(scales, dtype=ref.dtype, device=ref.device).reshape(-1)
+        if (len(knots) < 1 or centers.shape != (len(knots), self.dim)
+                or len(scales) != len(knots)):
+            raise ValueError(f"an input frame needs K knots, (K, {self.dim}) centres and K "
+                             f"scales, got {len(knots)}, {tuple(centers.shape)}, {len(scales)}")
+        if bool(torch.any(knots[1:] <= knots[:-1])) or not bool(torch.all(scales > 0)):
+            raise ValueError("an input frame needs increasing knots and positive scales")
+        self.frame_knots, self.frame_center = knots, centers
+        self.frame_log_scale = scales.log()
+
+    def _frame(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Centre ``(N, d)`` and scale ``(N, 1)`` of the input frame at times ``t`` ``(N,)``."""
+        knots = self.frame_knots
+        if len(knots) == 1:
+            return (self.frame_center[:1].expand(len(t), -1),
+                    self.frame_log_scale[:1].exp().expand(len(t)).reshape(-1, 1))
+        tk = t.to(knots.dtype)
+        k = (torch.searchsorted(knots, tk.contiguous(), right=True) - 1).clamp(0, len(knots) - 2)
+        u = ((tk - knots[k]) / (knots[k + 1] - knots[k])).clamp(0.0, 1.0).reshape(-1, 1)
+        c = (1 - u) * self.frame_center[k] + u * self.frame_center[k + 1]
+        sc = self.frame_log_scale.exp()
+        return c, ((1 - u[:, 0]) * sc[k] + u[:, 0] * sc[k + 1]).reshape(-1, 1)
 
     def set_growth_bounds(self, knots: Sequence[float] | torch.Tensor | None,
                           low: Sequence[float] | torch.Tensor | None,
@@ -160,8 +216,12 @@ class VelocityGrowthField(nn.Module):
     def _inputs(self, t: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
         t = (t.expand(len(x)) if t.dim() == 0 else t).reshape(len(x))  # one time per cell
-        z = torch.cat([(x - self.center) / self.scale,
-                       ((t - self.t_start) / self.t_span).reshape(-1, 1)], 1)
+        if self.frame_knots is None:
+            zx = (x - self.center) / self.scale
+        else:
+            c, s = self._frame(t)
+            zx = (x - c.to(x.dtype)) / s.to(x.dtype)
+        z = torch.cat([zx, ((t - self.t_start) / self.t_span).reshape(-1, 1)], 1)
         return t, z
 
     def _growth_from(self, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

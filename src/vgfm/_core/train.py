@@ -137,6 +137,20 @@ class TrainConfig:
         ``"xt"``. Measured in ``docs/method.md``, "Growth as a property of the state" (not
         the default: on the generators it raises the correlation with the true growth but
         compresses its levels).
+    input_frame
+        Coordinates the velocity and growth networks see. ``"global"`` (default):
+        ``(x - mean) / scale`` over all cells. ``"time"``: ``(x - c(t)) / s(t)``, the centre
+        and scale of the population at ``t`` (those of the snapshots, interpolated;
+        :func:`snapshot_frames`, :meth:`VelocityGrowthField.set_input_frame`), and the stage-1
+        interpolant noise is ``sigma`` times ``s(t)`` instead of the global scale. A tight
+        early population that spreads out (dyngen: its total variance grows 15-fold from day 0
+        to day 1) then fills the networks' input as a wide one does, and the noise does not
+        blur it away; with the global frame its cells sit within one noise width of each
+        other and the field spreads them too slowly (predicted variance 0.78 of the observed
+        at day 1, 0.90 with ``"time"``). Not the default: where structure stays in place it
+        is learned once for all times in the global frame, and the time frame interpolates
+        simulation gene's left-out times and fits iPSC worse (``docs/method.md``, "A tight
+        early population").
     growth_test
         Whether an interval's growth differences are told from motion. Before training, each
         interval's growth targets are compared with those the same coupling gives to a
@@ -189,6 +203,7 @@ class TrainConfig:
     interpolant: str = "linear"
     interpolant_speed: str = "least_action"
     growth_form: str = "xt"
+    input_frame: str = "global"
     growth_test: float | None = MOTION_EXPLAINED_WARN
     bound_growth: bool = True
     coupling_block: int = 2048
@@ -199,7 +214,7 @@ class TrainConfig:
         for name, allowed in (("coupling_geometry", COUPLING_GEOMETRIES),
                               ("interpolant_speed", SPEEDS), ("interpolant", INTERPOLANTS),
                               ("growth_form", CONFIG_GROWTH_FORMS),
-                              ("stage2_loss", STAGE2_LOSSES)):
+                              ("stage2_loss", STAGE2_LOSSES), ("input_frame", INPUT_FRAMES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"training option {name} must be one of {allowed}, "
                                  f"got {getattr(self, name)!r}")
@@ -257,6 +272,9 @@ _CONFIG_RULES: tuple[tuple[str, type, float, bool], ...] = (
 )
 _OPTIONAL = frozenset({"stage2_growth_lr", "growth_test"})
 STAGE2_LOSSES = ("auto", "w1", "energy")
+#: ``"global"``: the networks see ``(x - mean) / scale`` of all cells; ``"time"``: of the
+#: population at ``t`` (:func:`snapshot_frames`).
+INPUT_FRAMES = ("global", "time")
 
 #: Smallest dimension in which ``stage2_loss="auto"`` uses the energy distance: in high
 #: dimension W1 between finite samples rewards a prediction that shrinks every cluster towards
@@ -422,6 +440,32 @@ class TrainResult:
     extra: dict = field(default_factory=dict)
 
 
+#: Smallest scale of a snapshot in the time-dependent input frame, as a share of the global
+#: scale (a snapshot of one cell, or of identical cells, has no spread of its own).
+FRAME_SCALE_FLOOR = 0.05
+
+
+def snapshot_frames(snaps: Sequence[torch.Tensor], scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centre and scale of every snapshot, for :meth:`VelocityGrowthField.set_input_frame`.
+
+    The scale is the root mean per-coordinate variance (as :func:`data_scale`), at least
+    ``FRAME_SCALE_FLOOR`` times the global ``scale``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> c, s = snapshot_frames([torch.zeros(3, 2), torch.tensor([[0.0, 0.0], [2.0, 2.0]])], 1.0)
+    >>> c.tolist(), [round(float(v), 4) for v in s]
+    ([[0.0, 0.0], [1.0, 1.0]], [0.05, 1.0])
+    """
+    centers, scales = [], []
+    for x in snaps:
+        c, s = data_scale([x])
+        centers.append(c)
+        scales.append(max(s, FRAME_SCALE_FLOOR * scale))
+    return torch.stack(centers), torch.tensor(scales, dtype=centers[0].dtype)
+
+
 def data_scale(xs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, float]:
     """Centre (mean over all cells) and scale (root mean per-coordinate variance) of the data."""
     x = torch.cat(list(xs))
@@ -451,8 +495,11 @@ class _Stage1Loss:
     _BUFFER_ENTRIES = 4_000_000
 
     def __init__(self, snaps, times, couplings, sigma, batch_size, center, scale, t_span, growth,
-                 routes: list[GraphRoutes] | None = None, speed: str = "constant"):
+                 routes: list[GraphRoutes] | None = None, speed: str = "constant",
+                 noise_scales: Sequence[float] | None = None):
         self.snaps, self.times, self.couplings = snaps, times, couplings
+        # per-snapshot noise sd (the frame's scales times the relative noise), or None: sigma
+        self.noise_scales = noise_scales
         self.routes = routes
         self.samplers = [PairSampler(c) for c in couplings]
         self.matcher = VelocityGrowthMatcher(sigma, speed=speed if growth else "constant")
@@ -477,6 +524,8 @@ class _Stage1Loss:
                 path=None if self.routes is None else (
                     lambda x0, x1, s, dt, k=k, i=i, j=j: self.routes[k].interpolate(
                         0, i, 1, j, s, dt=dt, x0=x0, x1=x1)),
+                noise_ends=None if self.noise_scales is None else (
+                    self.noise_scales[k], self.noise_scales[k + 1]),
             )
             # (chunk, batch, ...) so that step s takes row s of every interval
             parts.append([z.reshape(self._chunk, self.batch_size, -1) for z in (b.t, b.x, b.u, b.g)])
@@ -636,14 +685,19 @@ def train(
     # network initialisation from the seed without touching the caller's global torch RNG
     auto = cfg.growth_form == "auto" and growth
 
+    frame = snapshot_frames(tr_snaps, scale) if cfg.input_frame == "time" else None
+
     def new_field(form: str, init_seed: int) -> VelocityGrowthField:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
-            return VelocityGrowthField(
+            f = VelocityGrowthField(
                 snaps_all[0].shape[1], center=center, scale=scale, t_start=times[0],
                 t_span=t_span, hidden=cfg.hidden, n_layers=cfg.n_layers, growth=growth,
                 growth_form=form,
             ).to(dev)
+        if frame is not None:
+            f.set_input_frame(tr_times, *frame)
+        return f
 
     fld = new_field("xt" if cfg.growth_form == "auto" else cfg.growth_form, int(seed))
     # growth_form="auto": a time-free growth network g(x), trained in stage 1 on the same
@@ -695,7 +749,9 @@ def train(
                   for k in range(len(tr_snaps) - 1)]
     s1 = _Stage1Loss(tr_snaps, tr_times, couplings, cfg.sigma * scale, cfg.batch_size,
                      center, scale, t_span, growth, routes=routes,
-                     speed=cfg.interpolant_speed)
+                     speed=cfg.interpolant_speed,
+                     noise_scales=None if frame is None else [
+                         cfg.sigma * float(v) for v in frame[1]])
     opt = torch.optim.Adam(fld.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, cfg.stage1_steps),
                                                        eta_min=cfg.lr * 0.05)
