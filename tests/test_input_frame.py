@@ -1,5 +1,5 @@
-"""``input_frame="time"``: the networks see the cells relative to the population at ``t``, and
-the stage-1 noise follows the population's spread."""
+"""``input_frame="global+time"``: the networks also see the cells relative to the population at
+``t``, and the stage-1 noise follows the population's spread."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ FAST = dict(stage1_steps=300, stage2_steps=0, val_every=1, stage2_particles=64,
 
 
 def _field(dim=2):
-    return VelocityGrowthField(dim, center=torch.zeros(dim), scale=1.0, t_start=0.0, t_span=3.0)
+    return VelocityGrowthField(dim, center=torch.zeros(dim), scale=1.0, t_start=0.0, t_span=3.0,
+                               input_frame="global+time")
 
 
 def test_frame_interpolates_centres_and_scales_linearly():
@@ -36,10 +37,30 @@ def test_frame_interpolates_centres_and_scales_linearly():
         c = [np.interp(tc, knots, centres[:, d].numpy()) for d in range(2)]
         s = np.interp(tc, knots, scales)
         want = (x[n].numpy() - np.array(c)) / s
-        np.testing.assert_allclose(z[n, :2].numpy(), want, rtol=1e-5, atol=1e-6)
-        assert float(z[n, 2]) == pytest.approx(tn / 3.0)
-    f.set_input_frame(None)  # back to the global standardisation
-    assert torch.equal(f._inputs(t, x)[1][:, :2], x)
+        np.testing.assert_allclose(z[n, 2:4].numpy(), want, rtol=1e-5, atol=1e-6)
+        assert float(z[n, 4]) == pytest.approx(tn / 3.0)
+    assert torch.equal(z[:, :2], x)  # the global coordinates beside them (centre 0, scale 1)
+    f.set_input_frame(None)  # no frame: the global coordinates twice
+    assert torch.equal(f._inputs(t, x)[1][:, 2:4], x)
+
+
+def test_side_by_side_inputs_are_the_global_and_the_population_frame():
+    f = VelocityGrowthField(2, center=torch.tensor([1.0, -1.0]), scale=2.0, t_start=0.0,
+                            t_span=3.0, input_frame="global+time", growth_form="x")
+    assert f.velocity_net[0].in_features == 5 and f.growth_net[0].in_features == 4
+    x = torch.tensor([[3.0, 1.0]])
+    # no frame yet: the population's frame is the global one
+    torch.testing.assert_close(f._inputs(torch.tensor(1.5), x)[1],
+                               torch.tensor([[1.0, 1.0, 1.0, 1.0, 0.5]]))
+    f.set_input_frame([0.0, 3.0], torch.tensor([[0.0, 0.0], [3.0, 3.0]]), [1.0, 4.0])
+    # t = 1.5: centre (1.5, 1.5), scale 2.5
+    torch.testing.assert_close(f._inputs(torch.tensor(1.5), x)[1],
+                               torch.tensor([[1.0, 1.0, 0.6, -0.2, 0.5]]))
+    with pytest.raises(ValueError, match="input_frame must be one of"):
+        VelocityGrowthField(2, center=torch.zeros(2), scale=1.0, t_start=0.0, t_span=1.0,
+                            input_frame="local")
+    with pytest.raises(ValueError, match="input_frame must be one of"):
+        TrainConfig(input_frame="local")
 
 
 def test_frame_validation():
@@ -85,17 +106,19 @@ def _spreading(seed=0):
 
 
 def test_training_sets_the_frame_and_it_survives_save_and_load():
+    frame = "global+time"
     snaps, times = _spreading()
-    res = train(snaps, times, config=TrainConfig(**FAST, input_frame="time"), seed=0)
+    res = train(snaps, times, config=TrainConfig(**FAST, input_frame=frame), seed=0)
     f = res.field
     torch.testing.assert_close(f.frame_knots, torch.tensor(times))
     # the frame is that of the training cells (10 % of each snapshot are held back)
     assert f.frame_log_scale.exp().tolist() == pytest.approx([0.05, 1.0, 1.5], rel=0.15)
     default = train(snaps, times, config=TrainConfig(**FAST), seed=0)
     assert default.field.frame_knots is None
-    model = VGFM(f, config=TrainConfig(**FAST, input_frame="time"),
+    model = VGFM(f, config=TrainConfig(**FAST, input_frame=frame),
                  info={"dim": 2, "times": times})
     back = VGFM.from_dict(model.to_dict())
+    assert back.field.input_frame == frame
     x = torch.randn(20, 2)
     t = torch.linspace(-0.5, 2.5, 20)
     with torch.no_grad():
@@ -110,11 +133,11 @@ def test_a_tight_cluster_is_spread_out():
     a population at day 1; the population's own frame keeps its spread."""
     snaps, times = _spreading(seed=4)
     ratios = {}
-    for frame in ("global", "time"):
+    for frame in ("global", "global+time"):
         res = train(snaps, times, config=TrainConfig(**{**FAST, "stage1_steps": 600},
                                                      input_frame=frame, method="otcfm"), seed=0)
         with torch.no_grad():
             xs, _ = integrate(res.field, snaps[0], times, n_steps=4)
         ratios[frame] = float(xs[1].var(0).sum() / snaps[1].var(0).sum())
-    assert 0.85 < ratios["time"] < 1.15
-    assert ratios["time"] > ratios["global"] + 0.1
+    assert 0.85 < ratios["global+time"] < 1.15, ratios
+    assert ratios["global+time"] > ratios["global"] + 0.3, ratios

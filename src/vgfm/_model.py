@@ -506,7 +506,7 @@ class VGFM:
                 dim, center=torch.zeros(dim), scale=1.0, t_start=0.0, t_span=1.0,
                 hidden=cfg.hidden, n_layers=cfg.n_layers,
                 growth=any(k.startswith("growth_net.") for k in state),
-                growth_form=_growth_form(state, dim),
+                growth_form=_growth_form(state, dim), input_frame=_input_frame(state, dim),
             )
             if "growth_low" in state:
                 fld.set_growth_bounds(state["growth_knots"], state["growth_low"],
@@ -945,12 +945,20 @@ def atomic_write(path: str | Path, write: Callable[[Any], Any], *,
     return target
 
 
+def _input_frame(state: dict[str, torch.Tensor], dim: int) -> str:
+    """What the saved field's networks see of ``x``, read from its tensors (older files:
+    ``"global"``)."""
+    return ("global+time" if int(state["velocity_net.0.weight"].shape[1]) == 2 * dim + 1
+            else "global")
+
+
 def _growth_form(state: dict[str, torch.Tensor], dim: int) -> str:
     """The growth form of a saved field, read from its tensors (older files: ``"xt"``)."""
     if any(k.startswith("growth_offset.") for k in state):
         return "x+t"
     weight = state.get("growth_net.0.weight")
-    return "x" if weight is not None and int(weight.shape[1]) == dim else "xt"
+    d_in = int(state["velocity_net.0.weight"].shape[1]) - 1  # dim, or 2 dim side by side
+    return "x" if weight is not None and int(weight.shape[1]) == d_in else "xt"
 
 
 def _read_frame(frame: Any, dim: int) -> tuple[np.ndarray, float]:

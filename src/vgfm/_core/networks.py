@@ -21,6 +21,9 @@ def mlp(d_in: int, d_out: int, hidden: int, n_layers: int) -> nn.Sequential:
 
 #: ``"xt"``: ``g(x, t)``; ``"x+t"``: ``g(x) + c(t)``; ``"x"``: ``g(x)``.
 GROWTH_FORMS = ("xt", "x+t", "x")
+#: What the networks see of ``x``: the globally standardised state, or beside it the state
+#: relative to the population at ``t`` (:meth:`VelocityGrowthField.set_input_frame`).
+INPUT_FRAMES = ("global", "global+time")
 
 
 class VelocityGrowthField(nn.Module):
@@ -31,7 +34,10 @@ class VelocityGrowthField(nn.Module):
     ``v = v~ * scale / t_span`` and ``g = g~ / t_span``.  ``growth=False`` (the OT-CFM
     baseline) makes ``g`` identically zero.  ``growth_form`` sets what the growth rate may
     depend on: ``"xt"`` the state and time, ``"x+t"`` a state-dependent rate plus one rate
-    shared by all cells at each time, ``"x"`` the state only.
+    shared by all cells at each time, ``"x"`` the state only.  ``input_frame`` sets what the
+    networks see of ``x``: ``"global"`` the standardisation above; ``"global+time"`` beside
+    it the state relative to the population at ``t`` (:meth:`set_input_frame`; until a frame
+    is set, the population's frame is the global one).
 
     :meth:`set_growth_bounds` bounds the growth rate on each interval ``[t_k, t_{k+1})`` by
     the range of the growth targets of that interval's coupling (set by
@@ -59,15 +65,20 @@ class VelocityGrowthField(nn.Module):
         n_layers: int = 3,
         growth: bool = True,
         growth_form: str = "xt",
+        input_frame: str = "global",
     ):
         super().__init__()
         self.dim = dim
         self.growth = growth
-        self.velocity_net = mlp(dim + 1, dim, hidden, n_layers)
+        if input_frame not in INPUT_FRAMES:
+            raise ValueError(f"input_frame must be one of {INPUT_FRAMES}, got {input_frame!r}")
+        self.input_frame = input_frame
+        d_in = 2 * dim if input_frame == "global+time" else dim
+        self.velocity_net = mlp(d_in + 1, dim, hidden, n_layers)
         if growth_form not in GROWTH_FORMS:
             raise ValueError(f"growth_form must be one of {GROWTH_FORMS}, got {growth_form!r}")
         self.growth_form = growth_form
-        g_in = dim + 1 if growth_form == "xt" else dim
+        g_in = d_in + 1 if growth_form == "xt" else d_in
         self.growth_net = mlp(g_in, 1, hidden, n_layers) if growth else None
         # "x+t": a rate common to all cells at time t, added to the state-dependent g(x)
         self.growth_offset = (mlp(1, 1, max(4, hidden // 4), 2)
@@ -88,25 +99,28 @@ class VelocityGrowthField(nn.Module):
     def set_input_frame(self, knots: Sequence[float] | torch.Tensor | None,
                         centers: torch.Tensor | None = None,
                         scales: Sequence[float] | torch.Tensor | None = None) -> None:
-        """Standardise the networks' input ``x`` by the population at time ``t``.
+        """Give the networks ``x`` relative to the population at time ``t`` (fields built with
+        ``input_frame="global+time"``).
 
-        With knots ``t_k``, centres ``c_k`` and scales ``s_k`` (one per snapshot) the input is
-        ``(x - c(t)) / s(t)``, with ``c`` and ``s`` interpolated linearly between knots (as the
-        straight paths between paired cells move them; held constant outside the knots), instead of the global ``(x - center) / scale``.
-        A tight early population and a wide late one then both fill the unit ball the networks
-        see, so a field that must separate cells of a tight cluster need not be sharper in its
-        input than one that moves a wide cloud.  Outputs stay in user units; only the
-        parametrisation changes.  ``knots=None`` restores the global standardisation.
+        With knots ``t_k``, centres ``c_k`` and scales ``s_k`` (one per snapshot) the networks
+        see ``(x - c(t)) / s(t)`` beside the global ``(x - center) / scale``, with ``c`` and
+        ``s`` interpolated linearly between knots (as the straight paths between paired cells
+        move them; held constant outside the knots).  A tight early population and a wide late
+        one then both fill the unit ball the networks see, so a field that must separate the
+        cells of a tight cluster need not be sharper in its input than one that moves a wide
+        cloud, while structure that stays in place keeps one input at all times in the global
+        coordinates.  Outputs stay in user units.  ``knots=None`` removes the frame (the global
+        coordinates are then given twice).
 
         Examples
         --------
         >>> import torch
         >>> f = VelocityGrowthField(1, center=torch.zeros(1), scale=1.0, t_start=0.0,
-        ...                         t_span=2.0)
+        ...                         t_span=2.0, input_frame="global+time")
         >>> f.set_input_frame([0.0, 2.0], torch.tensor([[0.0], [4.0]]), [1.0, 4.0])
         >>> z = f._inputs(torch.tensor(1.0), torch.tensor([[4.5]]))[1]  # c = 2, s = 2.5 at t = 1
-        >>> [round(float(v), 4) for v in z[0]]
-        [1.0, 0.5]
+        >>> [round(float(v), 4) for v in z[0]]  # global x, (x - c) / s, time
+        [4.5, 1.0, 0.5]
         """
         if knots is None:
             self.frame_knots = self.frame_center = self.frame_log_scale = None
@@ -216,11 +230,14 @@ class VelocityGrowthField(nn.Module):
     def _inputs(self, t: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
         t = (t.expand(len(x)) if t.dim() == 0 else t).reshape(len(x))  # one time per cell
-        if self.frame_knots is None:
-            zx = (x - self.center) / self.scale
-        else:
-            c, s = self._frame(t)
-            zx = (x - c.to(x.dtype)) / s.to(x.dtype)
+        zx = (x - self.center) / self.scale
+        if self.input_frame == "global+time":
+            # until a frame is set, the population's frame is the global one
+            zt = zx
+            if self.frame_knots is not None:
+                c, s = self._frame(t)
+                zt = (x - c.to(x.dtype)) / s.to(x.dtype)
+            zx = torch.cat([zx, zt], 1)
         z = torch.cat([zx, ((t - self.t_start) / self.t_span).reshape(-1, 1)], 1)
         return t, z
 
@@ -228,9 +245,9 @@ class VelocityGrowthField(nn.Module):
         if self.growth_form == "xt":
             g = self.growth_net(z)
         else:
-            g = self.growth_net(z[:, : self.dim])
+            g = self.growth_net(z[:, :-1])
             if self.growth_offset is not None:
-                g = g + self.growth_offset(z[:, self.dim :])
+                g = g + self.growth_offset(z[:, -1:])
         g = g / self.t_span
         if self.growth_low is not None:
             g = self._bound_growth(t, g)

@@ -25,7 +25,7 @@ from .couplings import IntervalCoupling, couple_interval, motion_null_growth
 from .matcher import SPEEDS, PairSampler, VelocityGrowthMatcher
 from .methods import get_method
 from .metrics import relative_mass_error, wasserstein1
-from .networks import GROWTH_FORMS, VelocityGrowthField
+from .networks import GROWTH_FORMS, INPUT_FRAMES, VelocityGrowthField
 from .ode import integrate
 from .routes import GraphRoutes
 from .sinkhorn import squared_distances
@@ -139,18 +139,17 @@ class TrainConfig:
         compresses its levels).
     input_frame
         Coordinates the velocity and growth networks see. ``"global"`` (default):
-        ``(x - mean) / scale`` over all cells. ``"time"``: ``(x - c(t)) / s(t)``, the centre
-        and scale of the population at ``t`` (those of the snapshots, interpolated;
-        :func:`snapshot_frames`, :meth:`VelocityGrowthField.set_input_frame`), and the stage-1
-        interpolant noise is ``sigma`` times ``s(t)`` instead of the global scale. A tight
-        early population that spreads out (dyngen: its total variance grows 15-fold from day 0
-        to day 1) then fills the networks' input as a wide one does, and the noise does not
-        blur it away; with the global frame its cells sit within one noise width of each
-        other and the field spreads them too slowly (predicted variance 0.78 of the observed
-        at day 1, 0.90 with ``"time"``). Not the default: where structure stays in place it
-        is learned once for all times in the global frame, and the time frame interpolates
-        simulation gene's left-out times and fits iPSC worse (``docs/method.md``, "A tight
-        early population").
+        ``(x - mean) / scale`` over all cells. ``"global+time"``: beside those,
+        ``(x - c(t)) / s(t)``, the cell relative to the centre and scale of the population at
+        ``t`` (those of the snapshots, interpolated; :func:`snapshot_frames`,
+        :meth:`VelocityGrowthField.set_input_frame`), and the stage-1 interpolant noise is
+        ``sigma`` times ``s(t)`` instead of the global scale. Noise as wide as a tight
+        population slows its spreading (the regressed velocity of a dilating cloud of spread
+        ``m`` is scaled by ``m^2 / (m^2 + noise^2)``), and a tight population occupies a tiny
+        part of the networks' global input; dyngen's day-0 cluster, which spreads 15-fold by
+        day 1, is predicted at 0.78 of the observed variance at day 1 with ``"global"`` and
+        0.93 with ``"global+time"``. Measured on the whole suite in ``docs/method.md``, "A
+        tight early population".
     growth_test
         Whether an interval's growth differences are told from motion. Before training, each
         interval's growth targets are compared with those the same coupling gives to a
@@ -272,9 +271,7 @@ _CONFIG_RULES: tuple[tuple[str, type, float, bool], ...] = (
 )
 _OPTIONAL = frozenset({"stage2_growth_lr", "growth_test"})
 STAGE2_LOSSES = ("auto", "w1", "energy")
-#: ``"global"``: the networks see ``(x - mean) / scale`` of all cells; ``"time"``: of the
-#: population at ``t`` (:func:`snapshot_frames`).
-INPUT_FRAMES = ("global", "time")
+
 
 #: Smallest dimension in which ``stage2_loss="auto"`` uses the energy distance: in high
 #: dimension W1 between finite samples rewards a prediction that shrinks every cluster towards
@@ -685,7 +682,7 @@ def train(
     # network initialisation from the seed without touching the caller's global torch RNG
     auto = cfg.growth_form == "auto" and growth
 
-    frame = snapshot_frames(tr_snaps, scale) if cfg.input_frame == "time" else None
+    frame = snapshot_frames(tr_snaps, scale) if cfg.input_frame == "global+time" else None
 
     def new_field(form: str, init_seed: int) -> VelocityGrowthField:
         with torch.random.fork_rng(devices=[]):
@@ -693,7 +690,7 @@ def train(
             f = VelocityGrowthField(
                 snaps_all[0].shape[1], center=center, scale=scale, t_start=times[0],
                 t_span=t_span, hidden=cfg.hidden, n_layers=cfg.n_layers, growth=growth,
-                growth_form=form,
+                growth_form=form, input_frame=cfg.input_frame,
             ).to(dev)
         if frame is not None:
             f.set_input_frame(tr_times, *frame)
