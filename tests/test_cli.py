@@ -227,6 +227,17 @@ def test_missing_input_file(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def test_each_warning_is_printed_once(tmp_path: Path, files: dict[str, Path]) -> None:
+    """The command line's log handler and the library's fallback handler (for sessions that
+    configured no logging) used to print every WARNING twice."""
+    out = tmp_path / "out.h5ad"
+    proc = run_cli("fit", files["input"], "--time-key", "day", "-o", out, "--quiet", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if "population sizes are the cell counts" in ln]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("WARNING [vgfm] ")
+
+
 def test_unknown_option_subprocess(tmp_path: Path, files: dict[str, Path]) -> None:
     out = tmp_path / "out.h5ad"
     proc = run_cli("fit", files["input"], "--time-key", "day", "-o", out, "--option", "nope=1")

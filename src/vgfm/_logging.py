@@ -51,6 +51,8 @@ class _FallbackHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if logging.getLogger().handlers:
             return  # the root logger (the application, pytest's caplog) shows it
+        if any(isinstance(h, logging.StreamHandler) for h in _LOGGER.handlers):
+            return  # a stream handler on the vgfm logger itself (the command line) shows it
         sc = sys.modules.get("scanpy")
         stream = getattr(getattr(sc, "settings", None), "logfile", None) or sys.stderr
         try:
