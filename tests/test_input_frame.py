@@ -47,7 +47,8 @@ def test_frame_interpolates_centres_and_scales_linearly():
 def test_side_by_side_inputs_are_the_global_and_the_population_frame():
     f = VelocityGrowthField(2, center=torch.tensor([1.0, -1.0]), scale=2.0, t_start=0.0,
                             t_span=3.0, input_frame="global+time", growth_form="x")
-    assert f.velocity_net[0].in_features == 5 and f.growth_net[0].in_features == 4
+    # a time-free growth sees the global coordinates only
+    assert f.velocity_net[0].in_features == 5 and f.growth_net[0].in_features == 2
     x = torch.tensor([[3.0, 1.0]])
     # no frame yet: the population's frame is the global one
     torch.testing.assert_close(f._inputs(torch.tensor(1.5), x)[1],
@@ -56,11 +57,17 @@ def test_side_by_side_inputs_are_the_global_and_the_population_frame():
     # t = 1.5: centre (1.5, 1.5), scale 2.5
     torch.testing.assert_close(f._inputs(torch.tensor(1.5), x)[1],
                                torch.tensor([[1.0, 1.0, 0.6, -0.2, 0.5]]))
+    with torch.no_grad():  # ... and stays time-free although the frame moves
+        g = f.growth_rate(torch.tensor([0.0, 1.5, 3.0]), x.expand(3, 2))
+    torch.testing.assert_close(g, g[:1].expand(3, 1), rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="input_frame must be one of"):
         VelocityGrowthField(2, center=torch.zeros(2), scale=1.0, t_start=0.0, t_span=1.0,
                             input_frame="local")
     with pytest.raises(ValueError, match="input_frame must be one of"):
         TrainConfig(input_frame="local")
+    glob = VelocityGrowthField(2, center=torch.zeros(2), scale=1.0, t_start=0.0, t_span=1.0)
+    with pytest.raises(ValueError, match=r"needs a field built with input_frame='global\+time'"):
+        glob.set_input_frame([0.0, 1.0], torch.zeros(2, 2), [1.0, 1.0])
 
 
 def test_frame_validation():
@@ -99,6 +106,19 @@ def test_noise_follows_the_spread_linearly():
     torch.testing.assert_close(b1.x, b2.x)
 
 
+@pytest.mark.parametrize("form", ["x", "x+t"])
+def test_time_free_growth_with_the_frame_survives_save_and_load(form):
+    snaps, times = _spreading(seed=1)
+    cfg = TrainConfig(**{**FAST, "stage1_steps": 20}, input_frame="global+time", growth_form=form)
+    res = train(snaps, times, config=cfg, seed=0)
+    back = VGFM.from_dict(VGFM(res.field, config=cfg, info={"dim": 2, "times": times}).to_dict())
+    assert (back.field.input_frame, back.field.growth_form) == ("global+time", form)
+    x = torch.randn(10, 2, generator=torch.Generator().manual_seed(5))
+    t = torch.linspace(0.0, 2.0, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(back.field(t, x)[1], res.field(t, x)[1])
+
+
 def _spreading(seed=0):
     """A tight cluster (sd 0.05) that spreads to sd 1 in one time unit, then to sd 1.5."""
     gen = torch.Generator().manual_seed(seed)
@@ -111,8 +131,13 @@ def test_training_sets_the_frame_and_it_survives_save_and_load():
     res = train(snaps, times, config=TrainConfig(**FAST, input_frame=frame), seed=0)
     f = res.field
     torch.testing.assert_close(f.frame_knots, torch.tensor(times))
-    # the frame is that of the training cells (10 % of each snapshot are held back)
+    # the frame is that of the training cells of each snapshot (validation cells held back)
     assert f.frame_log_scale.exp().tolist() == pytest.approx([0.05, 1.0, 1.5], rel=0.15)
+    assert float(f.frame_log_scale.exp()[0]) > 0.05 * float(f.scale)  # measured, not the floor
+    # a held-out time point is not a knot: the frame interpolates across it
+    held = train(snaps, times, holdout=1,
+                 config=TrainConfig(**{**FAST, "stage1_steps": 20}, input_frame=frame), seed=0)
+    torch.testing.assert_close(held.field.frame_knots, torch.tensor([0.0, 2.0]))
     default = train(snaps, times, config=TrainConfig(**FAST), seed=0)
     assert default.field.frame_knots is None
     model = VGFM(f, config=TrainConfig(**FAST, input_frame=frame),

@@ -957,8 +957,7 @@ def _growth_form(state: dict[str, torch.Tensor], dim: int) -> str:
     if any(k.startswith("growth_offset.") for k in state):
         return "x+t"
     weight = state.get("growth_net.0.weight")
-    d_in = int(state["velocity_net.0.weight"].shape[1]) - 1  # dim, or 2 dim side by side
-    return "x" if weight is not None and int(weight.shape[1]) == d_in else "xt"
+    return "x" if weight is not None and int(weight.shape[1]) == dim else "xt"
 
 
 def _read_frame(frame: Any, dim: int) -> tuple[np.ndarray, float]:

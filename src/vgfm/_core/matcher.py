@@ -170,7 +170,8 @@ class VelocityGrowthMatcher:
         ``path(x0, x1, s, dt)``, when given, returns the positions and velocities of a curved
         path between the pairs (e.g. :meth:`vgfm._core.routes.GraphRoutes.interpolate`) in
         place of the chord and its constant velocity; the noise is added to it alike.
-        ``noise_ends=(a, b)`` replaces the constant noise sd ``sigma`` by ``(1 - s) a + s b``
+        With ``sigma > 0``, ``noise_ends=(a, b)`` replaces the constant noise sd ``sigma`` by
+        ``(1 - s) a + s b``
         (the noise follows the spread of the population from one snapshot to the next; the
         same random draws are used).
         """

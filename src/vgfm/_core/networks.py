@@ -37,7 +37,8 @@ class VelocityGrowthField(nn.Module):
     shared by all cells at each time, ``"x"`` the state only.  ``input_frame`` sets what the
     networks see of ``x``: ``"global"`` the standardisation above; ``"global+time"`` beside
     it the state relative to the population at ``t`` (:meth:`set_input_frame`; until a frame
-    is set, the population's frame is the global one).
+    is set, the population's frame is the global one). A time-free growth (``"x"``, ``"x+t"``)
+    sees the global coordinates only.
 
     :meth:`set_growth_bounds` bounds the growth rate on each interval ``[t_k, t_{k+1})`` by
     the range of the growth targets of that interval's coupling (set by
@@ -78,7 +79,9 @@ class VelocityGrowthField(nn.Module):
         if growth_form not in GROWTH_FORMS:
             raise ValueError(f"growth_form must be one of {GROWTH_FORMS}, got {growth_form!r}")
         self.growth_form = growth_form
-        g_in = d_in + 1 if growth_form == "xt" else d_in
+        # a time-free growth ("x", "x+t") sees the global coordinates only: the population's
+        # frame moves with t
+        g_in = d_in + 1 if growth_form == "xt" else dim
         self.growth_net = mlp(g_in, 1, hidden, n_layers) if growth else None
         # "x+t": a rate common to all cells at time t, added to the state-dependent g(x)
         self.growth_offset = (mlp(1, 1, max(4, hidden // 4), 2)
@@ -104,8 +107,7 @@ class VelocityGrowthField(nn.Module):
 
         With knots ``t_k``, centres ``c_k`` and scales ``s_k`` (one per snapshot) the networks
         see ``(x - c(t)) / s(t)`` beside the global ``(x - center) / scale``, with ``c`` and
-        ``s`` interpolated linearly between knots (as the straight paths between paired cells
-        move them; held constant outside the knots).  A tight early population and a wide late
+        ``s`` interpolated linearly between knots (held constant outside them).  A tight early population and a wide late
         one then both fill the unit ball the networks see, so a field that must separate the
         cells of a tight cluster need not be sharper in its input than one that moves a wide
         cloud, while structure that stays in place keeps one input at all times in the global
@@ -125,6 +127,9 @@ class VelocityGrowthField(nn.Module):
         if knots is None:
             self.frame_knots = self.frame_center = self.frame_log_scale = None
             return
+        if self.input_frame != "global+time":
+            raise ValueError(f"an input frame needs a field built with "
+                             f"input_frame='global+time', this one has {self.input_frame!r}")
         ref = self.center
         knots = torch.as_tensor(knots, dtype=ref.dtype, device=ref.device).reshape(-1)
         centers = torch.as_tensor(centers, dtype=ref.dtype, device=ref.device)
@@ -245,7 +250,7 @@ class VelocityGrowthField(nn.Module):
         if self.growth_form == "xt":
             g = self.growth_net(z)
         else:
-            g = self.growth_net(z[:, :-1])
+            g = self.growth_net(z[:, : self.dim])
             if self.growth_offset is not None:
                 g = g + self.growth_offset(z[:, -1:])
         g = g / self.t_span

@@ -141,15 +141,17 @@ class TrainConfig:
         Coordinates the velocity and growth networks see. ``"global"`` (default):
         ``(x - mean) / scale`` over all cells. ``"global+time"``: beside those,
         ``(x - c(t)) / s(t)``, the cell relative to the centre and scale of the population at
-        ``t`` (those of the snapshots, interpolated; :func:`snapshot_frames`,
+        ``t`` (those of the training cells of each training snapshot, interpolated linearly,
+        also across a held-out time; :func:`snapshot_frames`,
         :meth:`VelocityGrowthField.set_input_frame`), and the stage-1 interpolant noise is
         ``sigma`` times ``s(t)`` instead of the global scale. Noise as wide as a tight
         population slows its spreading (the regressed velocity of a dilating cloud of spread
         ``m`` is scaled by ``m^2 / (m^2 + noise^2)``), and a tight population occupies a tiny
         part of the networks' global input; dyngen's day-0 cluster, which spreads 15-fold by
         day 1, is predicted at 0.78 of the observed variance at day 1 with ``"global"`` and
-        0.93 with ``"global+time"``. Measured on the whole suite in ``docs/method.md``, "A
-        tight early population".
+        0.93 with ``"global+time"``. A time-free growth (``growth_form`` ``"x"``, ``"x+t"``)
+        sees the global coordinates only. Measured on the whole suite in ``docs/method.md``,
+        "A tight early population".
     growth_test
         Whether an interval's growth differences are told from motion. Before training, each
         interval's growth targets are compared with those the same coupling gives to a
