@@ -147,9 +147,8 @@ class TrainConfig:
         ``sigma`` times ``s(t)`` instead of the global scale. Noise as wide as a tight
         population slows its spreading (the regressed velocity of a dilating cloud of spread
         ``m`` is scaled by ``m^2 / (m^2 + noise^2)``), and a tight population occupies a tiny
-        part of the networks' global input; dyngen's day-0 cluster, which spreads 15-fold by
-        day 1, is predicted at 0.78 of the observed variance at day 1 with ``"global"`` and
-        0.93 with ``"global+time"``. A time-free growth (``growth_form`` ``"x"``, ``"x+t"``)
+        part of the networks' global input, so with ``"global"`` a first snapshot much tighter
+        than the next is predicted too narrow there. A time-free growth (``growth_form`` ``"x"``, ``"x+t"``)
         sees the global coordinates only. Measured on the whole suite in ``docs/method.md``,
         "A tight early population".
     growth_test
@@ -167,8 +166,8 @@ class TrainConfig:
         After stage 1, bound the growth rate on each interval by the smallest and largest
         growth target of that interval's coupling
         (:meth:`VelocityGrowthField.set_growth_bounds`), so that a trajectory that strays from
-        the observed cells cannot pick up a rate no coupling implied (on one iPSC fit a few
-        such paths multiplied the population's mass by 10^5). With ``growth_form`` ``"x"`` or
+        the observed cells cannot pick up a rate no coupling implied (on one benchmark fit a
+        few such paths multiplied the population's mass by 10^5). With ``growth_form`` ``"x"`` or
         ``"x+t"`` one range, over all intervals, so that differences between cells stay the
         same at every time. ``False``: the network's rate unbounded (the behaviour before this
         option).
