@@ -14,8 +14,10 @@ Blocks (``--blocks``, all by default):
     alone (it has no outgoing interval). Gaussian 50-D: mean growth of the upper / lower
     cluster at t = 0 against ln 10 / 0.
 ``no_false_growth``
-    The same generators without birth or death and with equal population sizes:
-    mean |g| x (t_last - t_first) per time point (0 is the truth).
+    The same generators without birth or death and with equal population sizes, and the
+    krumsiek11 time course (four realisations of a branching gene network without growth,
+    cut into 5 equal-size snapshots of consecutive time steps; ``krumsiek11_binned``, needs the
+    data folder): mean |g| x (t_last - t_first) per time point (0 is the truth).
 ``spread``
     At every time point after the first: mass-weighted predicted / observed total variance,
     energy distance and its two-half floor (``vgfm._core.metrics.spread``), on the benchmark
@@ -44,7 +46,7 @@ From Python (every block accepts training options as keyword arguments)::
 
 The benchmark files live in ``../shared/data`` beside the checkout (or ``VGFM_DATA_DIR``);
 blocks that need them say so and are skipped when the files are absent (the generator-based
-blocks ``growth`` and ``no_false_growth`` always run).
+blocks ``growth`` and ``no_false_growth`` always run; the latter then without krumsiek11).
 """
 
 from __future__ import annotations
@@ -91,6 +93,10 @@ FULL_DATASETS: tuple[str, ...] = (
     "gaussian_1000d_regen",
 )
 GENERATORS: tuple[str, ...] = ("two_gene_grn", "gaussian_bifurcation_50d", "three_gene_switch")
+#: Growth-free data files of the no_false_growth block (besides the growth-free generators).
+NO_GROWTH_FILES: tuple[str, ...] = ("krumsiek11_binned",)
+#: Snapshots cut from the krumsiek11 time course (equal-width bins of its 160 time steps).
+KRUMSIEK_BINS = 5
 
 #: Published hold-out W1 at the held-out times (METHOD.md §7); value = (per time, mean).
 HOLDOUT_ANCHORS: dict[str, dict[str, tuple[tuple[float, ...], float]]] = {
@@ -180,6 +186,33 @@ def load_dataset(name: str, ddir: Path | None):
     if ddir is None:
         raise FileNotFoundError(_missing_data_message())
     return vgfm.datasets.load_benchmark(name, ddir)
+
+
+def load_krumsiek11_binned(ddir: Path | None, n_bins: int = KRUMSIEK_BINS):
+    """Growth-free snapshots from ``krumsiek11_timeseries.csv`` (scanpy's krumsiek11 simulation).
+
+    Four realisations of a branching myeloid gene network (11 genes, 160 time steps each, no
+    division or death) are cut into ``n_bins`` equal-width bins of time steps; every bin holds
+    the same number of cells from every realisation, so the population sizes are equal and the
+    true growth is 0 everywhere.  Unlike the generators, each snapshot is a stretch of
+    trajectory (cells at different stages of one progression), the shape in which motion is
+    most easily read as growth.  ``obs["time"]`` is the bin index.
+    """
+    import anndata as ad
+    import pandas as pd
+
+    if ddir is None:
+        raise FileNotFoundError(_missing_data_message())
+    df = pd.read_csv(Path(ddir) / "krumsiek11_timeseries.csv")
+    genes = [c for c in df.columns if c not in ("realization", "time_step")]
+    steps = df["time_step"].to_numpy(dtype=float)
+    width = (steps.max() + 1) / n_bins
+    time = np.floor(steps / width)
+    adata = ad.AnnData(df[genes].to_numpy(dtype=np.float32),
+                       obs=pd.DataFrame({"time": time, "realization": df["realization"].to_numpy()},
+                                        index=[f"cell{i}" for i in range(len(df))]))
+    adata.var_names = genes
+    return adata
 
 
 def _needs_files(name: str) -> bool:
@@ -441,14 +474,22 @@ def _growth_summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def no_false_growth_block(
     seeds: Sequence[int] = (0, 1, 2),
     *,
-    generators: Sequence[str] = GENERATORS,
+    generators: Sequence[str] = GENERATORS + NO_GROWTH_FILES,
     quick: bool = False,
+    data_dir: str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """Growth-free versions of the generators: mean |g| x (t_last - t_first) per time point.
+    """Growth-free data: mean |g| x (t_last - t_first) per time point.
 
-    ``options`` are training options forwarded to ``vgfm.tl.fit``.
+    The growth-free versions of the generators (no birth, no death, equal sizes) and the
+    growth-free data files of ``NO_GROWTH_FILES`` (skipped, with a message, when the data
+    folder is not found).  ``options`` are training options forwarded to ``vgfm.tl.fit``.
     """
+    ddir = find_data_dir(data_dir)
+    if ddir is None and any(n in NO_GROWTH_FILES for n in generators):
+        _progress(f"[no_false_growth] {', '.join(NO_GROWTH_FILES)} skipped: "
+                  + _missing_data_message())
+        generators = [n for n in generators if n not in NO_GROWTH_FILES]
     opts = _merge_options(quick, options)
     out: dict[str, Any] = {"block": "no_false_growth", "seeds": list(seeds), "options": opts,
                            "limit": NO_FALSE_GROWTH_LIMIT, "generators": {}}
@@ -456,7 +497,8 @@ def no_false_growth_block(
         runs = []
         for seed in seeds:
             def one(seed=seed, name=name) -> dict[str, Any]:
-                adata = make_generator(name, seed, growth=False)
+                adata = (load_krumsiek11_binned(ddir) if name == "krumsiek11_binned"
+                         else make_generator(name, seed, growth=False))
                 res = fit_evaluate(adata, seed=seed, **opts)
                 g = adata.obs["vgfm_growth"].to_numpy(dtype=float)
                 t = adata.obs["time"].to_numpy(dtype=float)
@@ -900,8 +942,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--blocks", nargs="+", choices=list(BLOCKS), default=list(BLOCKS))
     p.add_argument("--datasets", nargs="+", default=None,
                    help="restrict the dataset blocks (holdout, spread, alltime) to these names")
-    p.add_argument("--generators", nargs="+", choices=list(GENERATORS), default=None,
-                   help="restrict the generator blocks (growth, no_false_growth)")
+    p.add_argument("--generators", nargs="+", choices=list(GENERATORS + NO_GROWTH_FILES),
+                   default=None,
+                   help="restrict the generator blocks (growth, no_false_growth; "
+                        f"{', '.join(NO_GROWTH_FILES)}: no_false_growth only)")
     p.add_argument("--methods", nargs="+", default=None,
                    help="methods of the holdout block (default: vgfm and otcfm)")
     p.add_argument("--quick", action="store_true",
@@ -938,8 +982,14 @@ def main(argv: list[str] | None = None) -> int:
                 kw["datasets"] = args.datasets
             if block == "holdout" and args.methods:
                 kw["methods"] = args.methods
-        elif args.generators:
-            kw["generators"] = args.generators
+        else:
+            gens = args.generators
+            if block == "no_false_growth":
+                kw["data_dir"] = args.data_dir
+            elif gens:  # the growth block has truth for the generators only
+                gens = [g for g in gens if g in GENERATORS]
+            if gens:
+                kw["generators"] = gens
         t0 = time.perf_counter()
         res = BLOCKS[block](args.seeds, **kw)
         res["seconds"] = time.perf_counter() - t0

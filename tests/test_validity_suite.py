@@ -43,3 +43,24 @@ def test_blocks_forward_options_and_format() -> None:
     # an unknown option is reported per run (the block records the failure and goes on)
     bad = validity.growth_block([0], generators=["gaussian_bifurcation_50d"], not_an_option=1)
     assert "not_an_option" in bad["generators"]["gaussian_bifurcation_50d"]["runs"][0]["error"]
+
+
+def test_krumsiek11_binned_equal_sizes_and_bins(tmp_path) -> None:
+    # the krumsiek11 layout (realization, time_step, genes), 3 realisations x 10 steps: bins of
+    # consecutive steps, every realisation alike in every bin, so the sizes are equal
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    rows = [{"realization": r, "time_step": float(s), "Gata2": rng.normal(), "Pu.1": s / 10}
+            for r in range(3) for s in range(10)]
+    pd.DataFrame(rows).to_csv(tmp_path / "krumsiek11_timeseries.csv", index=False)
+    a = validity.load_krumsiek11_binned(tmp_path, n_bins=5)
+    assert a.shape == (30, 2) and list(a.var_names) == ["Gata2", "Pu.1"]
+    t = a.obs["time"].to_numpy()
+    assert np.array_equal(np.unique(t), np.arange(5.0))
+    steps = np.array([r["time_step"] for r in rows])
+    assert np.array_equal(t, np.floor(steps / 2))  # steps 0-1 -> 0, ..., 8-9 -> 4
+    counts = pd.crosstab(a.obs["time"], a.obs["realization"]).to_numpy()
+    assert (counts == 2).all()
+    with pytest.raises(FileNotFoundError, match="VGFM_DATA_DIR"):
+        validity.load_krumsiek11_binned(None)
