@@ -293,6 +293,25 @@ def test_ensemble_determinism_under_seeds(fitted_lineage) -> None:
     # the permissive member leaves out the growth test, the stiff one keeps the reference's
     np.testing.assert_array_equal(a.uns["vgfm_ensemble"]["member_growth_test"],
                                   [np.nan, base.uns["vgfm"]["params"]["growth_test"]])
+    # the reference holds no cells back; every member holds back its own tenth
+    assert base.uns["vgfm"]["params"]["val_fraction"] == 0.0
+    np.testing.assert_array_equal(a.uns["vgfm_ensemble"]["member_val_fraction"], [0.1, 0.1])
+
+
+def test_ensemble_members_hold_back_at_least_a_tenth() -> None:
+    from vgfm._core.train import TrainConfig
+    from vgfm.tl._uncertainty import MEMBER_VAL_FRACTION, _member_configs
+
+    class _Model:  # the one attribute _member_configs reads
+        def __init__(self, **kw):
+            self.config = TrainConfig(**kw)
+
+    for own, expected in ((0.0, MEMBER_VAL_FRACTION), (0.05, MEMBER_VAL_FRACTION), (0.3, 0.3)):
+        cfgs = _member_configs(_Model(val_fraction=own), 0.5, 3, 4.0)
+        assert [c.val_fraction for c in cfgs] == [expected] * 3
+        # the rest of the member recipe is unchanged: half the steps, reg_m spread 1/4 .. 4
+        assert cfgs[0].stage1_steps == 750
+        np.testing.assert_allclose([c.reg_m for c in cfgs], [0.125, 0.5, 2.0])
 
 
 def test_pl_fates_and_transitions_draw_stored_values() -> None:

@@ -3,8 +3,8 @@
 Stage 1 regresses ``(v, g)`` on semi-relaxed OT couplings (simulation-free).  Stage 2 rolls the
 ODE out from the first snapshot and fits the observed snapshots with an exact weighted EMD
 (gradient into positions *and* weights), a population-size term and the stage-1 loss as a
-regulariser.  The checkpoint is chosen by the energy distance to all observed cells, including
-cells held back from training.
+regulariser.  The checkpoint is chosen by the energy distance to all observed cells (including
+cells held back from training, when ``val_fraction`` holds any back).
 """
 
 from __future__ import annotations
@@ -79,11 +79,15 @@ class TrainConfig:
     mass_weight, fm_weight
         Weights of the population-size term and of the stage-1 regulariser in stage 2.
     val_fraction, val_every, val_particles
-        Cells held back from training per snapshot, how often (stage-2 steps) to score a
-        checkpoint, and how many particles the scoring rollout uses.  A checkpoint is scored
-        by the energy distance (``SCORE_DISTANCE``) between the weighted rollout and all
-        observed cells of each later snapshot, held back or not, plus the population-size
-        error; the best-scoring checkpoint is kept.
+        Share of the cells of every snapshot but the first held back from training (default
+        0: none), how often (stage-2 steps) to score a checkpoint, and how many particles the
+        scoring rollout uses.  A checkpoint is scored by the energy distance
+        (``SCORE_DISTANCE``) between the weighted rollout and all observed cells of each later
+        snapshot, held back or not, plus the population-size error; the best-scoring
+        checkpoint is kept.  Cells held back at random change the composition of the
+        snapshots the couplings see, which they read as growth (on a growth-free time course
+        whose snapshots hold equal numbers of each lineage, 10 % held back gave 0.15-0.25 of
+        false log-mass over the time course; ``docs/method.md``), so none are by default.
     val_targets
         Most observed cells per snapshot a checkpoint is scored against: larger snapshots are
         replaced once by a fixed uniform subset of this size, so scoring costs the same
@@ -193,7 +197,7 @@ class TrainConfig:
     stage2_targets: int = 384
     mass_weight: float = 30.0
     fm_weight: float = 0.1
-    val_fraction: float = 0.1
+    val_fraction: float = 0.0
     val_every: int = 10
     val_particles: int = 1024
     val_targets: int = 2048
@@ -666,8 +670,8 @@ def train(
     train_idx = [k for k in range(k_all) if k != holdout]
     tr_times = [times[k] for k in train_idx]
     tr_rel = [float(rel[k]) for k in train_idx]
-    # cells are held back from training at every time point but the first (they join the
-    # checkpoint score): the first snapshot only provides start points, all of them rolled out
+    # with val_fraction > 0, cells are held back from training at every time point but the
+    # first (they join the checkpoint score): the first snapshot only provides start points
     splits = [_split(len(snaps_all[k]), cfg.val_fraction if i > 0 else 0.0, gen)
               for i, k in enumerate(train_idx)]
     tr_snaps = [snaps_all[k][s[0].to(dev)] for k, s in zip(train_idx, splits)]

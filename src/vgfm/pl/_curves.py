@@ -346,9 +346,9 @@ def history(
       when all losses are positive;
     - right, stage 2 (distribution fitting): the loss per step ``history["stage2_loss"]`` and,
       on a twin y axis, the checkpoint score ``history["val_score"]`` at the stage-2 steps
-      ``history["val_step"]`` (step 0 = end of stage 1). The score is the validation W1
-      divided by the data scale plus the relative mass error on held-back cells (lower is
-      better); the checkpoint kept by :func:`vgfm.tl.fit` (the first minimum of the score) is
+      ``history["val_step"]`` (step 0 = end of stage 1). The score is the energy distance
+      between the rollout and the observed cells of every later snapshot plus the relative
+      error of the population size (lower is better); the checkpoint kept by :func:`vgfm.tl.fit` (the first minimum of the score) is
       marked with a star labelled ``"selected checkpoint"``. When that is the last stage-2
       step, training was still improving: the panel says so, naming the option
       (``stage2_steps=`` of :func:`vgfm.tl.fit`), and a warning is logged.

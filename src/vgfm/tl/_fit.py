@@ -136,8 +136,8 @@ def fit(
     Couples consecutive snapshots by semi-relaxed optimal transport, regresses the velocity
     and growth rate on the couplings (stage 1), refines them by fitting the observed
     snapshots with the simulated, mass-weighted population (stage 2), keeps the checkpoint
-    whose rollout is closest to the observed cells (energy distance, cells held back from
-    training included), and writes the learned velocity and growth of every cell back.
+    whose rollout is closest to the observed cells (energy distance to every observed
+    cell), and writes the learned velocity and growth of every cell back.
 
     Parameters
     ----------
