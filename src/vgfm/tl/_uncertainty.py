@@ -3,8 +3,9 @@
 Each member is trained with :func:`vgfm._core.train.train` on the data of the reference fit
 (same representation, times, population sizes, held-out time and every training option —
 including the coupling options — read from the stored model), with its own seed, by default a
-bootstrap resample of the cells of every time point, and a coupling relaxation ``reg_m``
-spread around the fitted one.  The spread of the members measures how much the result depends
+bootstrap resample of the cells of every time point, its own random tenth of the cells held
+back from training (``MEMBER_VAL_FRACTION``), and a coupling relaxation ``reg_m`` spread around
+the fitted one.  The spread of the members measures how much the result depends
 on *which cells were sampled*, on the optimisation's randomness and on the relaxation that
 growth identifiability hinges on (docs/method.md, "Why growth is hard to pin down").  It does not measure errors shared by all
 members (the representation, the population sizes, ``reg``, the model class); see
