@@ -178,6 +178,17 @@ class TrainConfig:
     coupling_block, coupling_max_blocks
         Memory bound of the couplings: blocks of at most ``coupling_block`` cells a side, at
         most ``coupling_max_blocks`` blocks per interval.
+    coupling_momentum
+        How far each interval's coupling looks at where the target cells go next: source
+        ``x_i`` is compared with ``y_j - coupling_momentum * dt * u_j``, where ``u_j`` is the
+        velocity of target cell ``j`` on the following interval (barycentric image under that
+        interval's plan, :func:`outgoing_velocity`); couplings are then computed from the last
+        interval backwards, and the last one is unchanged.  With ``1`` a source is paired with
+        the target cells whose constant-velocity path passes near it (the squared acceleration
+        of the path ``x_i -> y_j -> next``), so two populations at equal distances are told apart
+        by the direction they keep moving in, and a stretch of trajectory moving forward is not
+        read as growth at its leading edge.  Only the pairing changes: stage 1 regresses on the
+        observed positions.  ``0``: distances alone.
     """
 
     method: str = "vgfm"
@@ -212,6 +223,7 @@ class TrainConfig:
     bound_growth: bool = True
     coupling_block: int = 2048
     coupling_max_blocks: int = 8
+    coupling_momentum: float = 0.0
 
     def __post_init__(self) -> None:
         get_method(self.method)  # raises with the list of registered methods
@@ -272,7 +284,7 @@ _CONFIG_RULES: tuple[tuple[str, type, float, bool], ...] = (
     ("val_fraction", float, 0.0, True), ("val_every", int, 1, True),
     ("val_particles", int, 2, True), ("val_targets", int, 1, True), ("ode_steps", int, 1, True),
     ("coupling_block", int, 2, True), ("coupling_max_blocks", int, 1, True),
-    ("growth_test", float, 0.0, False),
+    ("growth_test", float, 0.0, False), ("coupling_momentum", float, 0.0, True),
 )
 _OPTIONAL = frozenset({"stage2_growth_lr", "growth_test"})
 STAGE2_LOSSES = ("auto", "w1", "energy")
@@ -335,9 +347,65 @@ def energy_distance(x: torch.Tensor, wx: torch.Tensor, y: torch.Tensor,
     return 2 * wx @ dist(x, y) @ wy - wx @ dist(x, x) @ wx - wy @ dist(y, y) @ wy
 
 
+def momentum_targets(x0: torch.Tensor, x1: torch.Tensor, velocity: torch.Tensor, lag: float, *,
+                     max_sources: int = 4096, chunk: int = 8192,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Target cells moved back along their velocity, for the pairing of the interval before.
+
+    Each target ``x1[j]`` becomes ``x1[j] - s_j``, where the shift ``s_j = lag * velocity[j]``
+    is shortened, when needed, to the distance from ``x1[j]`` to its nearest source cell
+    (among at most ``max_sources`` random ones of ``x0``).  Without that cap, cells that
+    accelerate away from a branch point are moved back past the source cells, and the
+    pairing reverses the sign of the growth at early times (measured in ``docs/method.md``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> x0 = torch.tensor([[0.0, 0.0], [10.0, 0.0]])
+    >>> x1 = torch.tensor([[1.0, 0.0], [10.0, 2.0]])
+    >>> v = torch.tensor([[4.0, 0.0], [0.0, 1.0]])
+    >>> momentum_targets(x0, x1, v, 1.0).tolist()  # the first shift is capped at 1
+    [[0.0, 0.0], [10.0, 1.0]]
+    """
+    src = x0
+    if len(src) > max_sources:
+        src = src[torch.randperm(len(src), generator=generator)[:max_sources].to(src.device)]
+    src = src.double()
+    near = torch.cat([torch.cdist(part.double(), src).min(1).values
+                      for part in torch.split(x1, chunk)])
+    shift = lag * velocity.double()
+    norm = shift.norm(dim=1).clamp_min(1e-300)
+    shift = shift * (near / norm).clamp(max=1.0)[:, None]
+    return (x1.double() - shift).to(x1.dtype)
+
+
+def outgoing_velocity(x: torch.Tensor, y: torch.Tensor, coupling: IntervalCoupling) -> torch.Tensor:
+    """Velocity of every source cell ``x`` on its interval: barycentric image under the plan
+    minus the cell, over the interval length (``0`` for cells in no block).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from vgfm._core.couplings import IntervalCoupling
+    >>> x = torch.tensor([[0.0], [1.0]]); y = torch.tensor([[0.5], [3.0]])
+    >>> plan = torch.tensor([[0.5, 0.0], [0.0, 0.5]])
+    >>> c = IntervalCoupling([torch.arange(2)], [torch.arange(2)], [plan],
+    ...                      [torch.zeros(2), torch.zeros(2)], 0.5)
+    >>> outgoing_velocity(x, y, c).flatten().tolist()
+    [1.0, 4.0]
+    """
+    u = torch.zeros_like(x)
+    for src, tgt, plan in zip(coupling.source, coupling.target, coupling.plans):
+        p = plan.to(x.dtype)
+        image = (p @ y[tgt.to(y.device)]) / p.sum(1, keepdim=True).clamp_min(1e-30)
+        u[src.to(x.device)] = (image - x[src.to(x.device)]) / coupling.dt
+    return u
+
+
 def growth_vs_motion(snaps: Sequence[torch.Tensor], couplings: Sequence[IntervalCoupling],
                      rel: Sequence[float], *, solver: str, options: dict, seed: int,
-                     max_cells: int = 1000, draws: int = 2) -> dict[str, list[float]]:
+                     max_cells: int = 1000, draws: int = 2,
+                     targets: Sequence[torch.Tensor] | None = None) -> dict[str, list[float]]:
     """How much of each interval's growth-target spread a growth-free process would show too.
 
     For the first block of every interval (at most ``max_cells`` random source rows), the
@@ -366,7 +434,8 @@ def growth_vs_motion(snaps: Sequence[torch.Tensor], couplings: Sequence[Interval
         x0 = snaps[k][src.to(snaps[k].device)]
         # a looser Sinkhorn (tolerance 1e-3, at most 500 iterations): on the benchmark data the
         # share moves by at most 0.06 (0.03 where it is above 0.8), at half the cost
-        null = motion_null_growth(x0, snaps[k + 1], sub, mass0=float(rel[k]), solver=solver,
+        x1 = snaps[k + 1] if targets is None else targets[k]
+        null = motion_null_growth(x0, x1, sub, mass0=float(rel[k]), solver=solver,
                                   options={**options, "sinkhorn_tol": 1e-3,
                                            "sinkhorn_max_iter": 500},
                                   draws=draws, generator=gen)
@@ -708,21 +777,32 @@ def train(
 
     # ---- couplings -------------------------------------------------------------------------
     t_setup = _time.perf_counter()
-    couplings = []
-    for k in range(len(tr_snaps) - 1):
+    n_int = len(tr_snaps) - 1
+    couplings: list = [None] * n_int
+    # the cells each interval's coupling compares the source with: the target snapshot, or
+    # with coupling_momentum > 0 the target cells moved back along their velocity on the
+    # next interval (couplings then computed from the last interval backwards)
+    targets = list(tr_snaps[1:])
+    order = range(n_int) if cfg.coupling_momentum <= 0 else range(n_int - 1, -1, -1)
+    for k in order:
         dt = tr_times[k + 1] - tr_times[k]
         m0, m1 = (tr_rel[k], tr_rel[k + 1]) if growth else (1.0, 1.0)
         prior = None
         if source_prior is not None and growth:
             prior = torch.as_tensor(np.asarray(source_prior[train_idx[k]], dtype=np.float64))
             prior = prior[splits[k][0]]
-        couplings.append(couple_interval(
-            tr_snaps[k], tr_snaps[k + 1], mass0=m0, mass1=m1, dt=dt, solver=spec.solver,
+        if cfg.coupling_momentum > 0 and k + 1 < n_int:
+            u = outgoing_velocity(tr_snaps[k + 1], tr_snaps[k + 2], couplings[k + 1])
+            targets[k] = momentum_targets(tr_snaps[k], tr_snaps[k + 1], u,
+                                          cfg.coupling_momentum * dt, generator=gen)
+        couplings[k] = couple_interval(
+            tr_snaps[k], targets[k], mass0=m0, mass1=m1, dt=dt, solver=spec.solver,
             options=cfg.to_dict(), max_block=cfg.coupling_block,
             max_blocks=cfg.coupling_max_blocks, source_prior=prior, generator=gen,
-        ))
+        )
     motion = growth_vs_motion(tr_snaps, couplings, tr_rel, solver=spec.solver,
-                              options=cfg.to_dict(), seed=seed) if growth else None
+                              options=cfg.to_dict(), seed=seed,
+                              targets=targets) if growth else None
     if motion is not None:
         motion["reg_m_factor"] = [1.0] * len(couplings)
     if motion is not None and cfg.growth_test is not None and source_prior is None:
@@ -735,7 +815,7 @@ def train(
             motion["reg_m_factor"][k] = factor
             recouple = uniform_growth_coupling if math.isinf(factor) else couple_interval
             couplings[k] = recouple(
-                tr_snaps[k], tr_snaps[k + 1], mass0=tr_rel[k], mass1=tr_rel[k + 1],
+                tr_snaps[k], targets[k], mass0=tr_rel[k], mass1=tr_rel[k + 1],
                 dt=tr_times[k + 1] - tr_times[k], solver=spec.solver,
                 options={**cfg.to_dict(), "reg_m": cfg.reg_m * factor},
                 max_block=cfg.coupling_block, max_blocks=cfg.coupling_max_blocks,
