@@ -347,16 +347,23 @@ def energy_distance(x: torch.Tensor, wx: torch.Tensor, y: torch.Tensor,
     return 2 * wx @ dist(x, y) @ wy - wx @ dist(x, x) @ wx - wy @ dist(y, y) @ wy
 
 
+#: Largest shift of a target cell by :func:`momentum_targets`, as a fraction of its distance to
+#: the nearest source cell.
+MOMENTUM_REACH = 0.5
+
+
 def momentum_targets(x0: torch.Tensor, x1: torch.Tensor, velocity: torch.Tensor, lag: float, *,
                      max_sources: int = 4096, chunk: int = 8192,
                      generator: torch.Generator | None = None) -> torch.Tensor:
     """Target cells moved back along their velocity, for the pairing of the interval before.
 
     Each target ``x1[j]`` becomes ``x1[j] - s_j``, where the shift ``s_j = lag * velocity[j]``
-    is shortened, when needed, to the distance from ``x1[j]`` to its nearest source cell
-    (among at most ``max_sources`` random ones of ``x0``).  Without that cap, cells that
-    accelerate away from a branch point are moved back past the source cells, and the
-    pairing reverses the sign of the growth at early times (measured in ``docs/method.md``).
+    is shortened, when needed, to :data:`MOMENTUM_REACH` (one half) times the distance from
+    ``x1[j]`` to its nearest source cell (among at most ``max_sources`` random ones of
+    ``x0``), so that a target cell never moves more than halfway to the source population.
+    With the whole distance allowed, cells that accelerate away from a branch point were moved
+    back past the source cells and the growth at early times came out reversed, and iPSC's
+    prediction narrowed; without a cap, more so (measured in ``docs/method.md``).
 
     Examples
     --------
@@ -364,8 +371,8 @@ def momentum_targets(x0: torch.Tensor, x1: torch.Tensor, velocity: torch.Tensor,
     >>> x0 = torch.tensor([[0.0, 0.0], [10.0, 0.0]])
     >>> x1 = torch.tensor([[1.0, 0.0], [10.0, 2.0]])
     >>> v = torch.tensor([[4.0, 0.0], [0.0, 1.0]])
-    >>> momentum_targets(x0, x1, v, 1.0).tolist()  # the first shift is capped at 1
-    [[0.0, 0.0], [10.0, 1.0]]
+    >>> momentum_targets(x0, x1, v, 1.0).tolist()  # both shifts capped at half the distance
+    [[0.5, 0.0], [10.0, 1.0]]
     """
     src = x0
     if len(src) > max_sources:
@@ -375,7 +382,7 @@ def momentum_targets(x0: torch.Tensor, x1: torch.Tensor, velocity: torch.Tensor,
                       for part in torch.split(x1, chunk)])
     shift = lag * velocity.double()
     norm = shift.norm(dim=1).clamp_min(1e-300)
-    shift = shift * (near / norm).clamp(max=1.0)[:, None]
+    shift = shift * (MOMENTUM_REACH * near / norm).clamp(max=1.0)[:, None]
     return (x1.double() - shift).to(x1.dtype)
 
 
