@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from vgfm._core.couplings import IntervalCoupling, couple_interval
-from vgfm._core.train import (MOMENTUM_REACH, TrainConfig, momentum_targets,
-                              outgoing_velocity, train)
+from vgfm._core.train import MOMENTUM_REACH, TrainConfig, momentum_targets, outgoing_velocity, train
 
 
 def _couplings_only(snaps, times, **options):
