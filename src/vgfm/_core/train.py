@@ -424,6 +424,9 @@ def growth_vs_motion(snaps: Sequence[torch.Tensor], couplings: Sequence[Interval
     near 0 or below they are not.  Uses its own generator (from ``seed``), so the training
     draws are the same with or without it.
 
+    ``targets``: the cells each interval's coupling compared its sources with, when not the
+    next snapshot (``coupling_momentum``); the growth-free population is built from them.
+
     Returns ``{"motion_explained", "growth_sd", "growth_sd_null"}``, one value per interval
     (``growth_sd``: standard deviation of the targets, per unit of time).
     """
