@@ -362,9 +362,9 @@ def momentum_targets(x0: torch.Tensor, x1: torch.Tensor, velocity: torch.Tensor,
     is shortened, when needed, to :data:`MOMENTUM_REACH` (one half) times the distance from
     ``x1[j]`` to its nearest source cell (among at most ``max_sources`` random ones of
     ``x0``), so that a target cell never moves more than halfway to the source population.
-    With the whole distance allowed, cells that accelerate away from a branch point were moved
-    back past the source cells and the growth at early times came out reversed, and iPSC's
-    prediction narrowed; without a cap, more so (measured in ``docs/method.md``).
+    Without a cap the growth at the first intervals of branching generators came out
+    reversed; with the whole distance allowed, iPSC's prediction narrowed and the ranking of
+    cells by descendants dropped (measured in ``docs/method.md``).
 
     Examples
     --------
