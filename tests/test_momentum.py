@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from vgfm._core.couplings import IntervalCoupling, couple_interval
-from vgfm._core.train import MOMENTUM_REACH, TrainConfig, momentum_targets, outgoing_velocity, train
+from vgfm._core.couplings import (
+    MOMENTUM_REACH,
+    IntervalCoupling,
+    couple_interval,
+    momentum_targets,
+    outgoing_velocity,
+)
+from vgfm._core.train import TrainConfig, train
 
 
 def _couplings_only(snaps, times, **options):

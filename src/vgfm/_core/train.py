@@ -21,7 +21,13 @@ import ot
 import torch
 from tqdm.auto import tqdm
 
-from .couplings import IntervalCoupling, couple_interval, motion_null_growth
+from .couplings import (
+    IntervalCoupling,
+    couple_interval,
+    momentum_targets,
+    motion_null_growth,
+    outgoing_velocity,
+)
 from .matcher import SPEEDS, PairSampler, VelocityGrowthMatcher
 from .methods import get_method
 from .metrics import relative_mass_error, wasserstein1
@@ -182,8 +188,8 @@ class TrainConfig:
         How far each interval's coupling looks at where the target cells go next: source
         ``x_i`` is compared with ``y_j - coupling_momentum * dt * u_j``, where ``u_j`` is the
         velocity of target cell ``j`` on the following interval (barycentric image under that
-        interval's plan, :func:`outgoing_velocity`), each shift at most halfway to the target
-        cell's nearest source cell (:func:`momentum_targets`); couplings are then computed from
+        interval's plan, :func:`vgfm._core.couplings.outgoing_velocity`), each shift at most halfway to the target
+        cell's nearest source cell (:func:`vgfm._core.couplings.momentum_targets`); couplings are then computed from
         the last interval backwards, and the last one is unchanged.  With ``1`` a source is
         paired with the target cells whose constant-velocity path passes near it (the squared
         acceleration of the path ``x_i -> y_j -> next``), so two populations at similar
@@ -346,68 +352,6 @@ def energy_distance(x: torch.Tensor, wx: torch.Tensor, y: torch.Tensor,
         return torch.sqrt(squared_distances(a, b) + tiny)
 
     return 2 * wx @ dist(x, y) @ wy - wx @ dist(x, x) @ wx - wy @ dist(y, y) @ wy
-
-
-#: Largest shift of a target cell by :func:`momentum_targets`, as a fraction of its distance to
-#: the nearest source cell.
-MOMENTUM_REACH = 0.5
-
-
-def momentum_targets(x0: torch.Tensor, x1: torch.Tensor, velocity: torch.Tensor, lag: float, *,
-                     max_sources: int = 4096, chunk: int = 8192,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """Target cells moved back along their velocity, for the pairing of the interval before.
-
-    Each target ``x1[j]`` becomes ``x1[j] - s_j``, where the shift ``s_j = lag * velocity[j]``
-    is shortened, when needed, to :data:`MOMENTUM_REACH` (one half) times the distance from
-    ``x1[j]`` to its nearest source cell (among at most ``max_sources`` random ones of
-    ``x0``), so that a target cell never moves more than halfway to the source population.
-    Without a cap the growth at the first intervals of branching generators came out
-    reversed; with the whole distance allowed, iPSC's prediction narrowed and the ranking of
-    cells by descendants dropped (measured in ``docs/method.md``).
-
-    Examples
-    --------
-    >>> import torch
-    >>> x0 = torch.tensor([[0.0, 0.0], [10.0, 0.0]])
-    >>> x1 = torch.tensor([[1.0, 0.0], [10.0, 2.0]])
-    >>> v = torch.tensor([[4.0, 0.0], [0.0, 1.0]])
-    >>> momentum_targets(x0, x1, v, 1.0).tolist()  # both shifts capped at half the distance
-    [[0.5, 0.0], [10.0, 1.0]]
-    """
-    src = x0
-    if len(src) > max_sources:
-        src = src[torch.randperm(len(src), generator=generator)[:max_sources].to(src.device)]
-    src = src.double()
-    near = torch.cat([torch.cdist(part.double(), src).min(1).values
-                      for part in torch.split(x1, chunk)])
-    shift = lag * velocity.double()
-    norm = shift.norm(dim=1).clamp_min(1e-300)
-    shift = shift * (MOMENTUM_REACH * near / norm).clamp(max=1.0)[:, None]
-    return (x1.double() - shift).to(x1.dtype)
-
-
-def outgoing_velocity(x: torch.Tensor, y: torch.Tensor, coupling: IntervalCoupling) -> torch.Tensor:
-    """Velocity of every source cell ``x`` on its interval: barycentric image under the plan
-    minus the cell, over the interval length (``0`` for cells in no block).
-
-    Examples
-    --------
-    >>> import torch
-    >>> from vgfm._core.couplings import IntervalCoupling
-    >>> x = torch.tensor([[0.0], [1.0]]); y = torch.tensor([[0.5], [3.0]])
-    >>> plan = torch.tensor([[0.5, 0.0], [0.0, 0.5]])
-    >>> c = IntervalCoupling([torch.arange(2)], [torch.arange(2)], [plan],
-    ...                      [torch.zeros(2), torch.zeros(2)], 0.5)
-    >>> outgoing_velocity(x, y, c).flatten().tolist()
-    [1.0, 4.0]
-    """
-    u = torch.zeros_like(x)
-    for src, tgt, plan in zip(coupling.source, coupling.target, coupling.plans):
-        p = plan.to(x.dtype)
-        image = (p @ y[tgt.to(y.device)]) / p.sum(1, keepdim=True).clamp_min(1e-30)
-        u[src.to(x.device)] = (image - x[src.to(x.device)]) / coupling.dt
-    return u
 
 
 def growth_vs_motion(snaps: Sequence[torch.Tensor], couplings: Sequence[IntervalCoupling],

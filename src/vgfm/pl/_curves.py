@@ -348,9 +348,10 @@ def history(
       on a twin y axis, the checkpoint score ``history["val_score"]`` at the stage-2 steps
       ``history["val_step"]`` (step 0 = end of stage 1). The score is the energy distance
       between the rollout and the observed cells of every later snapshot plus the relative
-      error of the population size (lower is better); the checkpoint kept by :func:`vgfm.tl.fit` (the first minimum of the score) is
-      marked with a star labelled ``"selected checkpoint"``. When that is the last stage-2
-      step, training was still improving: the panel says so, naming the option
+      error of the population size (lower is better); the checkpoint kept by
+      :func:`vgfm.tl.fit` (the first minimum of the score) is marked with a star labelled
+      ``"selected checkpoint"``. When that is the last stage-2 step, training was still
+      improving: the panel says so, naming the option
       (``stage2_steps=`` of :func:`vgfm.tl.fit`), and a warning is logged.
 
     Log axes are ticked with plain numbers (``0.4``, ``1``, ``10``).
