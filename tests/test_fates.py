@@ -293,6 +293,9 @@ def test_ensemble_determinism_under_seeds(fitted_lineage) -> None:
     # the permissive member leaves out the growth test, the stiff one keeps the reference's
     np.testing.assert_array_equal(a.uns["vgfm_ensemble"]["member_growth_test"],
                                   [np.nan, base.uns["vgfm"]["params"]["growth_test"]])
+    # ... and regresses on the plan's own growth targets; the stiff one keeps the correction
+    assert bool(base.uns["vgfm"]["params"]["net_of_motion"])
+    np.testing.assert_array_equal(a.uns["vgfm_ensemble"]["member_net_of_motion"], [False, True])
     # the reference holds no cells back; every member holds back its own tenth
     assert base.uns["vgfm"]["params"]["val_fraction"] == 0.0
     np.testing.assert_array_equal(a.uns["vgfm_ensemble"]["member_val_fraction"], [0.1, 0.1])

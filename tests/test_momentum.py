@@ -48,24 +48,31 @@ def test_momentum_tells_apart_two_populations_at_equal_distances():
                           0.15 * rng.normal(size=(n_b, 2))]).astype(np.float32)
 
     snaps = [snap(a0, 100), snap(a1, 160), snap(a2, 256)]
-    shares, growth = {}, {}
-    for mom in (0.0, 1.0):
-        c = _couplings_only(snaps, [0.0, 1.0, 2.0], coupling_momentum=mom).couplings[0]
-        plan = c.plans[0].double()
-        from_b = c.source[0].numpy() >= 100
-        to_a = c.target[0].numpy() < 160
-        shares[mom] = float(plan[from_b][:, to_a].sum() / plan.sum())
-        g = c.growth[0].double().numpy()
-        growth[mom] = (g[~from_b].mean(), g[from_b].mean())
     truth = np.log(1.6)
-    # without momentum B's cells feed A's target and the growth comes out reversed
-    assert shares[0.0] > 0.15
-    assert growth[0.0][1] > 0.8 * truth and growth[0.0][0] < 0.2 * truth
-    # with it (each target moved back at most halfway to its nearest source cell) the share
-    # is about halved and the growth moves towards the truth by a third of it on both sides
-    assert shares[1.0] < 0.6 * shares[0.0]
-    assert growth[1.0][0] > growth[0.0][0] + truth / 3
-    assert growth[1.0][1] < growth[0.0][1] - truth / 3
+    # the plan's own growth targets with the stiffening of the version that introduced the
+    # option, then the current defaults (growth targets net of motion)
+    for opts in ({"net_of_motion": False, "reg_m_motion": 3.0}, {}):
+        shares, growth = {}, {}
+        for mom in (0.0, 1.0):
+            c = _couplings_only(snaps, [0.0, 1.0, 2.0], coupling_momentum=mom,
+                                **opts).couplings[0]
+            plan = c.plans[0].double()
+            from_b = c.source[0].numpy() >= 100
+            to_a = c.target[0].numpy() < 160
+            shares[mom] = float(plan[from_b][:, to_a].sum() / plan.sum())
+            g = c.growth[0].double().numpy()
+            growth[mom] = (g[~from_b].mean(), g[from_b].mean())
+        # without momentum B's cells feed A's target and B comes out growing faster than A
+        assert shares[0.0] > 0.15
+        assert growth[0.0][1] > growth[0.0][0] + truth / 3
+        # with it (each target moved back at most halfway to its nearest source cell) the
+        # share is about halved and the growth moves towards the truth on both sides
+        assert shares[1.0] < 0.6 * shares[0.0]
+        step = truth / 3 if opts else truth / 6
+        assert growth[1.0][0] > growth[0.0][0] + step
+        assert growth[1.0][1] < growth[0.0][1] - step
+        if opts:  # the plain targets read the growth reversed
+            assert growth[0.0][1] > 0.8 * truth and growth[0.0][0] < 0.2 * truth
 
 
 def test_momentum_pairs_with_the_shifted_targets_and_keeps_the_last_interval():

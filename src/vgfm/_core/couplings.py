@@ -57,6 +57,10 @@ class IntervalCoupling:
     row_weights
         The KL weight of every source row of each block when the solver used per-row weights
         (:func:`motion_reg_m`), else ``None``.
+    null_growth
+        With ``net_of_motion`` in the coupling options: the growth target the same plan gives
+        each source cell of each block when no cell grows (:func:`couple_interval`), else
+        ``None``; :meth:`net_growth` subtracts it.
     """
 
     source: list[torch.Tensor]
@@ -65,10 +69,43 @@ class IntervalCoupling:
     growth: list[torch.Tensor]
     dt: float
     row_weights: list[torch.Tensor] | None = None
+    null_growth: list[torch.Tensor] | None = None
 
     def row_ratio(self) -> torch.Tensor:
         """``w_i / a_i`` for all source cells of all blocks, concatenated."""
         return torch.cat([torch.exp(g * self.dt) for g in self.growth])
+
+    def net_growth(self) -> list[torch.Tensor]:
+        """Growth targets net of motion, one tensor per block.
+
+        ``γ_i - γ0_i + c``: the plan's target minus the one it gives the same cells when none
+        grows (``null_growth``), plus the constant ``c`` that keeps the block's total mass,
+        ``Σ_i exp(γ'_i dt) = Σ_i exp(γ_i dt)`` (the source cells of a block carry equal mass),
+        so the population grows as much as before and only the differences between cells
+        change.  Raises when the coupling was made without ``net_of_motion``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> c = IntervalCoupling([torch.arange(2)], [torch.arange(2)], [torch.eye(2)],
+        ...                      [torch.tensor([0.5, 0.1])], 1.0,
+        ...                      null_growth=[torch.tensor([0.3, -0.1])])
+        >>> net = c.net_growth()[0]
+        >>> round(float(net[0] - net[1]), 6)  # the null's difference (0.4) is removed
+        0.0
+        >>> round(float(torch.exp(net).sum()), 6) == round(float(torch.exp(c.growth[0]).sum()), 6)
+        True
+        """
+        if self.null_growth is None:
+            raise ValueError("this coupling holds no null growth targets; couple it with "
+                             "options={'net_of_motion': True}")
+        out = []
+        for g, g0 in zip(self.growth, self.null_growth):
+            g, g0 = g.double(), g0.double().to(g.device)
+            net = (g - g0) * self.dt
+            shift = torch.logsumexp(g * self.dt, 0) - torch.logsumexp(net, 0)
+            out.append(((net + shift) / self.dt).float())
+        return out
 
 
 def cost_scale(x0: torch.Tensor, x1: torch.Tensor, max_cells: int = 2000, generator=None) -> float:
@@ -328,6 +365,8 @@ def couple_interval(
             raise ValueError(
                 f"source_prior must hold {n0} positive finite values (one per source cell), "
                 f"got shape {tuple(source_prior.shape)}")
+    net = bool(opts.get("net_of_motion", False)) and math.isfinite(
+        float(opts.get("reg_m", math.inf)))
     geometry = opts.get("coupling_geometry", "euclidean")
     if geometry == "affine":
         x1 = affine_align(x0, x1, generator=generator).to(x1.dtype)
@@ -350,7 +389,7 @@ def couple_interval(
         src_blocks = [perm0[i * size0 : (i + 1) * size0] for i in range(n_blocks)]
         src_blocks = [s for s in src_blocks if len(s) > 1]
         tgt_blocks = [torch.randperm(n1, generator=generator)[:size1] for _ in src_blocks]
-    sources, targets, plans, growth, rows = [], [], [], [], []
+    sources, targets, plans, growth, rows, nulls = [], [], [], [], [], []
     for s_idx, t_idx in zip(src_blocks, tgt_blocks):
         s_dev, t_dev = s_idx.to(x0.device), t_idx.to(x1.device)
         xs, xt = x0[s_dev], x1[t_dev]
@@ -372,12 +411,19 @@ def couple_interval(
             rows.append(block_opts["reg_m_rows"])
         plan = fn(c, a_ref, b, block_opts)
         w = plan.sum(1)
+        if net:
+            # the same cells moving as the plan says without growing: each source cell sends
+            # its own reference mass along its row, and the plan to that population is what
+            # the coupling reports when nothing grows
+            b0 = (a_ref[:, None] * plan / w[:, None].clamp_min(1e-300)).sum(0)
+            w0 = fn(c, a_ref, b0, block_opts).sum(1)
+            nulls.append((torch.log(w0.clamp_min(1e-300) / a_ref) / dt).float())
         sources.append(s_dev)
         targets.append(t_dev)
         plans.append(plan.float())
         growth.append((torch.log(w.clamp_min(1e-300) / a) / dt).float())
     return IntervalCoupling(sources, targets, plans, growth, float(dt),
-                            rows if motion > 0 else None)
+                            rows if motion > 0 else None, nulls if net else None)
 
 
 def motion_null_growth(
@@ -453,6 +499,7 @@ def motion_null_growth(
         # the same per-cell relaxation as the real plan: the null moves the cells alike
         opts = dict(options or {}) if w is None else {**(options or {}), "reg_m_rows": w,
                                                        "reg_m_motion": 0.0}
+        opts["net_of_motion"] = False  # the raw targets of the null are what is compared
         c = couple_interval(x0[s_idx.to(x0.device)], ends, mass0=mass0, mass1=mass0,
                             dt=coupling.dt, solver=solver, options=opts,
                             max_block=max(len(s_idx), len(ends)), max_blocks=1,

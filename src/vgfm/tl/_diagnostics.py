@@ -57,9 +57,10 @@ def coupling_diagnostic(
     growth. Large ``reg_m`` forces every cell to grow alike: growth becomes uniform, cells must
     travel further. Plotting ``transport_cost`` against ``marginal_kl`` (an L-curve) and
     picking the ``reg_m`` at the elbow balances the two. Each interval is coupled on its own,
-    by distances: the motion test (``growth_test``) and ``coupling_momentum`` of
-    :func:`vgfm.tl.fit`, which look at a second coupling, are not applied. Nothing is written
-    to ``adata``.
+    by distances: the motion test (``growth_test``), ``coupling_momentum`` and the growth
+    targets net of motion (``net_of_motion``) of :func:`vgfm.tl.fit`, which look at a second
+    coupling, are not applied (``growth_sd`` is that of the plan's own targets). Nothing is
+    written to ``adata``.
 
     Parameters
     ----------

@@ -70,7 +70,10 @@ def _member_configs(mdl: VGFM, steps_fraction: float, n_models: int, reg_m_sprea
     stiffening), the two knobs that decide how much of a snapshot difference is read as growth.
     The permissive half (``e_m < 0``) also leaves out the growth test (``growth_test=None``):
     where the test makes an interval's cells grow alike, the data could not tell their growth
-    differences from motion, and the ensemble's spread should say so.  Every member holds back
+    differences from motion, and the ensemble's spread should say so.  It also regresses on the
+    plan's own growth targets (``net_of_motion=False``): the correction for motion is itself an
+    estimate (it leaves part of a shift's edge growth, and at the first time points it can
+    reverse small differences), so the spread spans both readings.  Every member holds back
     at least ``MEMBER_VAL_FRACTION`` of the cells (its own random draw).
     """
     cfg = mdl.config
@@ -88,9 +91,11 @@ def _member_configs(mdl: VGFM, steps_fraction: float, n_models: int, reg_m_sprea
     kappa = float(getattr(cfg, "reg_m_motion", 0.0))
     expo = np.linspace(-1.0, 1.0, n_models)
     test = getattr(cfg, "growth_test", None)
+    net = bool(getattr(cfg, "net_of_motion", False))
     return [dataclasses.replace(base, reg_m=float(reg_m) * float(reg_m_spread) ** e,
                                 reg_m_motion=kappa * (1.0 + float(e)),
-                                growth_test=None if e < 0 else test)
+                                growth_test=None if e < 0 else test,
+                                net_of_motion=False if e < 0 else net)
             for e in expo]
 
 
@@ -164,7 +169,7 @@ def ensemble(
         ``1 + e_m``, with ``e_m`` evenly spaced in ``[-1, 1]`` (default 4: from a quarter of
         ``reg_m`` without motion stiffening to four times ``reg_m`` with twice the
         stiffening; the permissive half of the members also leaves out the growth test,
-        ``growth_test=None``). Growth is not identifiable from snapshots without such a choice
+        ``growth_test=None``, and the correction for motion, ``net_of_motion=False``). Growth is not identifiable from snapshots without such a choice
         (docs/method.md, "Why growth is hard to pin down"), and it is the largest source of
         error of the learned growth; ``1`` gives a pure bootstrap/seed ensemble.
     fates_groupby
@@ -313,6 +318,8 @@ def ensemble(
         "member_growth_test": np.asarray([np.nan if getattr(c, "growth_test", None) is None
                                           else float(c.growth_test) for c in cfgs]),
         "member_val_fraction": np.asarray([float(c.val_fraction) for c in cfgs]),
+        "member_net_of_motion": np.asarray([bool(getattr(c, "net_of_motion", False))
+                                            for c in cfgs]),
         "seconds": float(seconds), "member_seconds": np.asarray(secs, dtype=float),
         "reference_seconds": ref_seconds,
         "member_phase_seconds": {k: np.asarray([p.get(k, np.nan) for p in phases])
