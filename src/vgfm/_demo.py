@@ -227,9 +227,10 @@ def growth_vs_truth(adata: AnnData) -> Any:
     colors = adata.uns.get("day_colors", _default_palette(len(categories)))
     for label, color in zip(categories, colors):
         m = np.asarray(days == label)
-        rho = pd.Series(learned[m]).corr(pd.Series(true[m]), method="spearman")
+        rho = _spearman(learned[m], true[m])
+        note = f"Spearman {rho:.2f}" if np.isfinite(rho) else "one learned rate for all cells"
         right.scatter(true[m], learned[m], s=6, color=color, alpha=0.6, linewidths=0,
-                      label=f"{label} (Spearman {rho:.2f})", rasterized=True)
+                      label=f"{label} ({note})", rasterized=True)
     lo, hi = float(true.min()), float(true.max())
     right.plot([lo, hi], [lo, hi], color="0.2", ls="--", lw=1.2, label="learned = true")
     right.axhline(0.0, color="0.8", lw=0.8, zorder=0)
@@ -317,8 +318,7 @@ def _run_demo(
     vgfm.tl.trajectory_embedding(adata, basis="umap", seed=seed)
     evaluation = vgfm.tl.evaluate(adata, n_threads=n_threads)
     genes = vgfm.tl.growth_genes(adata)
-    rho = float(pd.Series(adata.obs["vgfm_growth"]).corr(adata.obs["true_growth"],
-                                                          method="spearman"))
+    rho = _spearman(adata.obs["vgfm_growth"], adata.obs["true_growth"])
 
     h5ad = out / "vgfm_demo.h5ad"
     atomic_write(h5ad, adata.write_h5ad, binary=None, suffix=".h5ad")
@@ -350,13 +350,27 @@ def _run_demo(
     }
 
 
+def _spearman(a: Any, b: Any) -> float:
+    """Spearman correlation of two vectors; NaN when either is constant (undefined).
+
+    Examples
+    --------
+    >>> _spearman([1.0, 2.0, 3.0], [1.0, 3.0, 2.0]), _spearman([1.0, 1.0, 1.0], [1.0, 2.0, 3.0])
+    (0.5, nan)
+    """
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if np.ptp(x) == 0 or np.ptp(y) == 0:  # e.g. a time point whose cells all grow alike
+        return float("nan")
+    return float(pd.Series(x).corr(pd.Series(y), method="spearman"))
+
+
 def _growth_check(adata: AnnData) -> pd.DataFrame:
     """Per time point: Spearman correlation and means of learned and true growth rates."""
     rows = []
     for label, obs in adata.obs.groupby("day", observed=True):
         rows.append({
             "day": str(label),
-            "spearman": obs["vgfm_growth"].corr(obs["true_growth"], method="spearman"),
+            "spearman": _spearman(obs["vgfm_growth"], obs["true_growth"]),
             "learned_mean": float(obs["vgfm_growth"].mean()),
             "true_mean": float(obs["true_growth"].mean()),
         })
