@@ -335,10 +335,10 @@ def couple_interval(
         Name of a registered coupling solver (:mod:`vgfm._core.solvers`) and its options
         (e.g. ``{"reg": 0.01, "reg_m": 0.5}`` for ``"semi_relaxed"``). With
         ``"reg_m_motion" > 0`` and a solver registered with ``row_weights=True`` each block's
-        source rows get the weights of :func:`motion_reg_m`.  With ``"net_of_motion": True`` (and a finite
-        ``reg_m``) each block is solved a second time, to the target cells reweighted by the
-        plan's own rows with every source cell keeping its mass, and that plan's growth
-        targets are kept as ``null_growth`` (:meth:`IntervalCoupling.net_growth`).
+        source rows get the weights of :func:`motion_reg_m`.  With ``"net_of_motion": True``
+        (and a finite ``reg_m``) each block is solved a second time, to the target cells
+        reweighted by the plan's own rows with every source cell keeping its mass, and that
+        plan's growth targets are kept as ``null_growth`` (:meth:`IntervalCoupling.net_growth`).
     max_block, max_blocks
         Bounds on the block size and count.
     source_prior

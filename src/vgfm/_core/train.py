@@ -188,9 +188,10 @@ class TrainConfig:
         How far each interval's coupling looks at where the target cells go next: source
         ``x_i`` is compared with ``y_j - coupling_momentum * dt * u_j``, where ``u_j`` is the
         velocity of target cell ``j`` on the following interval (barycentric image under that
-        interval's plan, :func:`vgfm._core.couplings.outgoing_velocity`), each shift at most halfway to the target
-        cell's nearest source cell (:func:`vgfm._core.couplings.momentum_targets`); couplings are then computed from
-        the last interval backwards, and the last one is unchanged.  With ``1`` a source is
+        interval's plan, :func:`vgfm._core.couplings.outgoing_velocity`), each shift at most
+        halfway to the target cell's nearest source cell
+        (:func:`vgfm._core.couplings.momentum_targets`); couplings are then computed from the
+        last interval backwards, and the last one is unchanged.  With ``1`` a source is
         paired with the target cells whose constant-velocity path passes near it (the squared
         acceleration of the path ``x_i -> y_j -> next``), so two populations at similar
         distances are told apart by the direction they keep moving in.  Only the pairing

@@ -169,7 +169,8 @@ def ensemble(
         ``1 + e_m``, with ``e_m`` evenly spaced in ``[-1, 1]`` (default 4: from a quarter of
         ``reg_m`` without motion stiffening to four times ``reg_m`` with twice the
         stiffening; the permissive half of the members also leaves out the growth test,
-        ``growth_test=None``, and the correction for motion, ``net_of_motion=False``). Growth is not identifiable from snapshots without such a choice
+        ``growth_test=None``, and the correction for motion, ``net_of_motion=False``).
+        Growth is not identifiable from snapshots without such a choice
         (docs/method.md, "Why growth is hard to pin down"), and it is the largest source of
         error of the learned growth; ``1`` gives a pure bootstrap/seed ensemble.
     fates_groupby
