@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,6 +18,29 @@ def mlp(d_in: int, d_out: int, hidden: int, n_layers: int) -> nn.Sequential:
         d = hidden
     layers.append(nn.Linear(d, d_out))
     return nn.Sequential(*layers)
+
+
+def adam(params: Any, **kwargs: Any) -> torch.optim.Adam:
+    """:class:`torch.optim.Adam` with the fused kernel where the parameters' device has one.
+
+    The fused update is the same algorithm in one kernel per step instead of a dozen per
+    parameter tensor (about half the optimiser's time for these small networks on a CPU); it
+    differs from the loop only by the rounding of the last bits.  Torch versions without a
+    fused kernel for the device get the loop.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Linear(2, 1)
+    >>> opt = adam(net.parameters(), lr=1e-3)
+    >>> opt.param_groups[0]["lr"]
+    0.001
+    """
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device/version
+        return torch.optim.Adam(params, **kwargs)
 
 
 #: ``"xt"``: ``g(x, t)``; ``"x+t"``: ``g(x) + c(t)``; ``"x"``: ``g(x)``.

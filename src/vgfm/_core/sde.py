@@ -82,7 +82,7 @@ from torch import nn
 
 from .couplings import IntervalCoupling, couple_interval
 from .matcher import PairSampler, least_action_clock
-from .networks import mlp
+from .networks import adam, mlp
 from .routes import GraphRoutes
 
 __all__ = [
@@ -381,7 +381,7 @@ def train_score(
     routes = ([GraphRoutes(snaps[k : k + 2], generator=gen) for k in range(len(snaps) - 1)]
               if opts.get("interpolant") == "routes" else None)
     least_action = opts.get("interpolant_speed") == "least_action"
-    opt = torch.optim.Adam(fld.parameters(), lr=cfg.lr)
+    opt = adam(fld.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, cfg.steps),
                                                        eta_min=cfg.lr * 0.05)
     hist = np.zeros(cfg.steps)

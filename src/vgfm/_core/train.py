@@ -31,7 +31,7 @@ from .couplings import (
 from .matcher import SPEEDS, PairSampler, VelocityGrowthMatcher
 from .methods import get_method
 from .metrics import relative_mass_error, wasserstein1
-from .networks import GROWTH_FORMS, INPUT_FRAMES, VelocityGrowthField
+from .networks import GROWTH_FORMS, INPUT_FRAMES, VelocityGrowthField, adam
 from .ode import integrate
 from .routes import GraphRoutes
 from .sinkhorn import squared_distances
@@ -816,11 +816,11 @@ def train(
                      speed=cfg.interpolant_speed,
                      noise_scales=None if frame is None else [
                          cfg.sigma * float(v) for v in frame[1]])
-    opt = torch.optim.Adam(fld.parameters(), lr=cfg.lr)
+    opt = adam(fld.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, cfg.stage1_steps),
                                                        eta_min=cfg.lr * 0.05)
     if alt is not None:
-        opt_alt = torch.optim.Adam(alt.growth_parameters(), lr=cfg.lr)
+        opt_alt = adam(alt.growth_parameters(), lr=cfg.lr)
         sched_alt = torch.optim.lr_scheduler.CosineAnnealingLR(
             opt_alt, max(1, cfg.stage1_steps), eta_min=cfg.lr * 0.05)
     hist1 = np.zeros(cfg.stage1_steps)
@@ -908,7 +908,7 @@ def train(
         if fld.growth_net is not None:
             groups.append({"params": fld.growth_parameters(),
                            "lr": cfg.stage2_growth_lr or cfg.stage2_lr})
-        opt2 = torch.optim.Adam(groups)
+        opt2 = adam(groups)
         log_rel = torch.log(torch.tensor(tr_rel, device=dev))
         for step in tqdm(range(1, cfg.stage2_steps + 1), disable=not progress,
                          desc="VGFM stage 2", leave=False):
