@@ -195,8 +195,9 @@ class TrainConfig:
         paired with the target cells whose constant-velocity path passes near it (the squared
         acceleration of the path ``x_i -> y_j -> next``), so two populations at similar
         distances are told apart by the direction they keep moving in.  Only the pairing
-        changes: stage 1 regresses on the observed positions.  ``0`` (default): distances
-        alone (measured in ``docs/method.md``, "Pairing with where the cells go next").
+        changes: stage 1 regresses on the observed positions.  Default ``1``; ``0``:
+        distances alone, the behaviour before this default (measured in ``docs/method.md``,
+        "Pairing with where the cells go next").
     net_of_motion
         Regress the growth on targets net of motion (default ``True``): for each block of each
         interval the plan is solved a second time, to the population its own rows give when
@@ -245,7 +246,7 @@ class TrainConfig:
     bound_growth: bool = True
     coupling_block: int = 2048
     coupling_max_blocks: int = 8
-    coupling_momentum: float = 0.0
+    coupling_momentum: float = 1.0
     net_of_motion: bool = True
 
     def __post_init__(self) -> None:
