@@ -296,6 +296,9 @@ def test_ensemble_determinism_under_seeds(fitted_lineage) -> None:
     # ... and regresses on the plan's own growth targets; the stiff one keeps the correction
     assert bool(base.uns["vgfm"]["params"]["net_of_motion"])
     np.testing.assert_array_equal(a.uns["vgfm_ensemble"]["member_net_of_motion"], [False, True])
+    # ... and pairs by distances alone; the stiff one keeps the reference's momentum
+    np.testing.assert_array_equal(a.uns["vgfm_ensemble"]["member_coupling_momentum"],
+                                  [0.0, base.uns["vgfm"]["params"]["coupling_momentum"]])
     # the reference holds no cells back; every member holds back its own tenth
     assert base.uns["vgfm"]["params"]["val_fraction"] == 0.0
     np.testing.assert_array_equal(a.uns["vgfm_ensemble"]["member_val_fraction"], [0.1, 0.1])

@@ -73,7 +73,9 @@ def _member_configs(mdl: VGFM, steps_fraction: float, n_models: int, reg_m_sprea
     differences from motion, and the ensemble's spread should say so.  It also regresses on the
     plan's own growth targets (``net_of_motion=False``): the correction for motion is itself an
     estimate (it leaves part of a shift's edge growth, and at the first time points it can
-    reverse small differences), so the spread spans both readings.  Every member holds back
+    reverse small differences), so the spread spans both readings.  For the same reason it
+    pairs the cells by distances alone (``coupling_momentum=0``): the permissive half leaves
+    out every correction that looks beyond the interval's own coupling.  Every member holds back
     at least ``MEMBER_VAL_FRACTION`` of the cells (its own random draw).
     """
     cfg = mdl.config
@@ -92,10 +94,12 @@ def _member_configs(mdl: VGFM, steps_fraction: float, n_models: int, reg_m_sprea
     expo = np.linspace(-1.0, 1.0, n_models)
     test = getattr(cfg, "growth_test", None)
     net = bool(getattr(cfg, "net_of_motion", False))
+    momentum = float(getattr(cfg, "coupling_momentum", 0.0))
     return [dataclasses.replace(base, reg_m=float(reg_m) * float(reg_m_spread) ** e,
                                 reg_m_motion=kappa * (1.0 + float(e)),
                                 growth_test=None if e < 0 else test,
-                                net_of_motion=False if e < 0 else net)
+                                net_of_motion=False if e < 0 else net,
+                                coupling_momentum=0.0 if e < 0 else momentum)
             for e in expo]
 
 
@@ -169,7 +173,8 @@ def ensemble(
         ``1 + e_m``, with ``e_m`` evenly spaced in ``[-1, 1]`` (default 4: from a quarter of
         ``reg_m`` without motion stiffening to four times ``reg_m`` with twice the
         stiffening; the permissive half of the members also leaves out the growth test,
-        ``growth_test=None``, and the correction for motion, ``net_of_motion=False``).
+        ``growth_test=None``, the correction for motion, ``net_of_motion=False``, and the
+        pairing by where the cells go next, ``coupling_momentum=0``).
         Growth is not identifiable from snapshots without such a choice
         (docs/method.md, "Why growth is hard to pin down"), and it is the largest source of
         error of the learned growth; ``1`` gives a pure bootstrap/seed ensemble.
@@ -321,6 +326,8 @@ def ensemble(
         "member_val_fraction": np.asarray([float(c.val_fraction) for c in cfgs]),
         "member_net_of_motion": np.asarray([bool(getattr(c, "net_of_motion", False))
                                             for c in cfgs]),
+        "member_coupling_momentum": np.asarray([float(getattr(c, "coupling_momentum", 0.0))
+                                                for c in cfgs]),
         "seconds": float(seconds), "member_seconds": np.asarray(secs, dtype=float),
         "reference_seconds": ref_seconds,
         "member_phase_seconds": {k: np.asarray([p.get(k, np.nan) for p in phases])
