@@ -811,3 +811,31 @@ def test_checkpoint_score_is_proper_where_w1_to_few_cells_is_not():
     # (the zero diagonal of the observed cells' self term; 0 for an infinite sample)
     e_yy = float(torch.cdist(good[:500], good[500:1000]).mean())
     assert abs(np.mean(e_good) - e_yy / n_obs) < 0.5 * e_yy / n_obs
+
+
+def test_adam_helper_matches_the_loop_update():
+    # vgfm._core.networks.adam uses torch's fused kernel where the device has one; it is the
+    # same algorithm as the per-tensor loop, so after many steps the weights agree to rounding
+    from vgfm._core.networks import adam, mlp
+
+    def run(make):
+        torch.manual_seed(0)
+        net = mlp(3, 2, 16, 2)
+        opt = make(net.parameters())
+        gen = torch.Generator().manual_seed(1)
+        x, y = torch.randn(64, 3, generator=gen), torch.randn(64, 2, generator=gen)
+        for _ in range(50):
+            loss = ((net(x) - y) ** 2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        return opt, torch.cat([p.detach().reshape(-1) for p in net.parameters()])
+
+    opt_f, w_f = run(lambda p: adam(p, lr=1e-2))
+    _, w_l = run(lambda p: torch.optim.Adam(p, lr=1e-2))
+    torch.testing.assert_close(w_f, w_l, rtol=1e-5, atol=1e-6)
+    major, minor = (int(v) for v in torch.__version__.split(".")[:2])
+    if (major, minor) >= (2, 4):  # fused CPU Adam exists from torch 2.4 on
+        assert opt_f.defaults["fused"] is True
+    with pytest.raises(ValueError, match="learning rate"):
+        adam(torch.nn.Linear(2, 1).parameters(), lr=-1.0)
