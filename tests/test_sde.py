@@ -242,3 +242,63 @@ def test_score_floor_capped_at_step_length() -> None:
         vgfm.tl.fit_stochastic(adata, steps=5)
         floor = float(adata.uns["vgfm"]["stochastic"]["floor"])
         assert floor == pytest.approx(expected * float(model.field.scale), rel=1e-6)
+
+
+def test_train_score_leaves_the_global_rng_alone_and_follows_its_seed() -> None:
+    """The score network is initialised from ``seed`` inside a forked RNG: the caller's global
+    torch state is unchanged, and the result does not depend on it."""
+    from vgfm._core.sde import train_score
+
+    rng = np.random.default_rng(0)
+    snaps = [rng.normal(size=(40, 2)), rng.normal(size=(50, 2)) + 1.0]
+    kw = dict(options={"reg": 0.05, "reg_m": 1.0}, floor=0.05, center=np.zeros(2), scale=1.0,
+              config=ScoreConfig(steps=3), seed=4)
+    params = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        before = torch.get_rng_state()
+        res = train_score(snaps, [0.0, 1.0], **kw)
+        assert torch.equal(torch.get_rng_state(), before)
+        params.append(torch.cat([p.detach().reshape(-1) for p in res.field.parameters()]))
+    assert torch.equal(params[0], params[1])
+
+
+def test_score_pairs_the_cells_the_fit_pairs(monkeypatch) -> None:
+    """The stochastic model's score regresses on the fit's coupling pipeline: with
+    ``coupling_momentum`` the first interval pairs the source with the target cells moved back
+    along their next-interval velocity (rebuilt here step by step), not with the plain
+    targets."""
+    from vgfm._core.couplings import couple_interval, momentum_targets, outgoing_velocity
+    from vgfm.tl import _fates
+
+    rng = np.random.default_rng(1)
+    v = np.array([1.5, 0.0])
+    snaps = [(0.5 * rng.normal(size=(60, 2)) + k * v).astype(np.float32) for k in range(3)]
+    adata = ad.AnnData(np.vstack(snaps), obs=pd.DataFrame(
+        {"time": np.repeat([0.0, 1.0, 2.0], 60)}, index=[f"c{i}" for i in range(180)]))
+    opts = dict(growth_test=None, reg_m_motion=0.0, coupling_momentum=0.7)
+    vgfm.tl.fit(adata, "time", use_rep="X", stage1_steps=5, stage2_steps=0, progress=False,
+                **opts)
+    model = vgfm.VGFM.from_adata(adata)
+    seen = {}
+    real = _fates.train_score
+
+    def spy(*args, **kwargs):
+        seen["couplings"] = kwargs["couplings"]
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_fates, "train_score", spy)
+    vgfm.tl.fit_stochastic(adata, steps=2)
+    used = seen["couplings"]
+    x = [torch.as_tensor(s) for s in snaps]
+    t = model.to_model_times(np.array([0.0, 1.0, 2.0])).tolist()
+    cfg = model.config.to_dict()
+    plain = [couple_interval(x[k], x[k + 1], mass0=1.0, mass1=1.0, dt=t[k + 1] - t[k],
+                             options=cfg, max_block=2048, max_blocks=8) for k in range(2)]
+    torch.testing.assert_close(used[1].plans[0], plain[1].plans[0])  # last interval: plain
+    u = outgoing_velocity(x[1], x[2], plain[1])
+    shifted = momentum_targets(x[0], x[1], u, 0.7 * (t[1] - t[0]))
+    direct = couple_interval(x[0], shifted, mass0=1.0, mass1=1.0, dt=t[1] - t[0], options=cfg,
+                             max_block=2048, max_blocks=8)
+    torch.testing.assert_close(used[0].plans[0], direct.plans[0])
+    assert not torch.allclose(used[0].plans[0], plain[0].plans[0], atol=1e-4)

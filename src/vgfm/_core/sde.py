@@ -367,13 +367,15 @@ def train_score(
     if not sig >= 0 or not math.isfinite(sig):
         raise ValueError(f"sigma must be a finite number >= 0, got {sigma!r}")
     dim = snaps[0].shape[1]
-    torch.manual_seed(int(seed))
-    fld = ScoreField(
-        dim, center=torch.as_tensor(center), scale=float(scale),
-        t_start=times[0] if t_start is None else float(t_start),
-        t_span=(times[-1] - times[0]) if t_span is None else float(t_span),
-        knots=times, sigma=sig, floor=float(floor), hidden=cfg.hidden, n_layers=cfg.n_layers,
-    ).to(dev)
+    with torch.random.fork_rng(devices=[]):  # initialisation from the seed, global RNG untouched
+        torch.manual_seed(int(seed))
+        fld = ScoreField(
+            dim, center=torch.as_tensor(center), scale=float(scale),
+            t_start=times[0] if t_start is None else float(t_start),
+            t_span=(times[-1] - times[0]) if t_span is None else float(t_span),
+            knots=times, sigma=sig, floor=float(floor), hidden=cfg.hidden,
+            n_layers=cfg.n_layers,
+        ).to(dev)
     samplers = [PairSampler(c) for c in couplings]
     # the bridge's mean follows the velocity's interpolant (path and speed), so that between
     # snapshots the score describes the population the flow transports

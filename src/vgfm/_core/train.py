@@ -469,6 +469,111 @@ def uniform_growth_coupling(x0: torch.Tensor, x1: torch.Tensor, *, mass0: float,
     return c
 
 
+def fit_couplings(
+    snaps: Sequence[torch.Tensor],
+    times: Sequence[float],
+    rel: Sequence[float],
+    *,
+    config: TrainConfig,
+    growth: bool = True,
+    source_prior: Sequence[torch.Tensor | None] | None = None,
+    generator: torch.Generator,
+    seed: int = 0,
+) -> tuple[list[IntervalCoupling], dict[str, list[float]] | None]:
+    """The couplings a fit regresses on, with every option of ``config`` that shapes them.
+
+    One coupling per interval (:func:`vgfm._core.couplings.couple_interval`): with
+    ``coupling_momentum > 0`` from the last interval backwards, each paired with the target
+    cells moved back along their velocity on the next interval; then the growth test
+    (:func:`growth_vs_motion`, stiffer relaxation where motion explains the growth
+    differences; skipped with a prior) and the growth targets net of motion.  :func:`train`
+    and the score network of the stochastic model (:func:`vgfm._core.sde.train_score`) both
+    call it, so that the SDE's bridges join the same pairs as the flow.
+
+    Parameters
+    ----------
+    snaps, times, rel
+        Snapshots, their times and relative population sizes (``rel[0] == 1``).
+    config
+        Options; ``method``'s solver couples.
+    growth
+        Whether the method learns growth; without, balanced couplings of unit mass and no
+        growth test.
+    source_prior
+        Optional prior on the relative growth of each interval's source cells (one tensor or
+        ``None`` per interval).
+    generator
+        Torch generator (CPU) of the random blocks and draws; consumed in a fixed order.
+    seed
+        Seed of the growth test's own draws.
+
+    Returns
+    -------
+    The couplings and, for methods with growth, the growth-test record
+    (:func:`growth_vs_motion` with ``reg_m_factor``; ``None`` without growth).
+
+    Examples
+    --------
+    >>> import torch
+    >>> g = torch.Generator().manual_seed(0)
+    >>> snaps = [torch.randn(50, 2, generator=g) + k for k in range(3)]
+    >>> cs, motion = fit_couplings(snaps, [0.0, 1.0, 2.0], [1.0, 1.0, 1.0],
+    ...                            config=TrainConfig(), generator=g)
+    >>> len(cs), len(motion["reg_m_factor"])
+    (2, 2)
+    """
+    cfg = config
+    spec = get_method(cfg.method)
+    n_int = len(snaps) - 1
+    couplings: list = [None] * n_int
+    # the cells each interval's coupling compares the source with: the target snapshot, or
+    # with coupling_momentum > 0 the target cells moved back along their velocity on the
+    # next interval (couplings then computed from the last interval backwards)
+    targets = list(snaps[1:])
+    copts = {**cfg.to_dict(), "net_of_motion": cfg.net_of_motion and growth}
+    order = range(n_int) if cfg.coupling_momentum <= 0 else range(n_int - 1, -1, -1)
+    for k in order:
+        dt = times[k + 1] - times[k]
+        m0, m1 = (rel[k], rel[k + 1]) if growth else (1.0, 1.0)
+        prior = source_prior[k] if source_prior is not None and growth else None
+        if cfg.coupling_momentum > 0 and k + 1 < n_int:
+            u = outgoing_velocity(snaps[k + 1], snaps[k + 2], couplings[k + 1])
+            targets[k] = momentum_targets(snaps[k], snaps[k + 1], u,
+                                          cfg.coupling_momentum * dt, generator=generator)
+        couplings[k] = couple_interval(
+            snaps[k], targets[k], mass0=m0, mass1=m1, dt=dt, solver=spec.solver,
+            options=copts, max_block=cfg.coupling_block,
+            max_blocks=cfg.coupling_max_blocks, source_prior=prior, generator=generator,
+        )
+    motion = growth_vs_motion(snaps, couplings, rel, solver=spec.solver,
+                              options=cfg.to_dict(), seed=seed,
+                              targets=targets) if growth else None
+    if motion is not None:
+        motion["reg_m_factor"] = [1.0] * len(couplings)
+    if motion is not None and cfg.growth_test is not None and source_prior is None:
+        # intervals whose growth differences motion alone largely reproduces: a stiffer
+        # relaxation, up to every cell growing alike on the balanced plan
+        for k, share in enumerate(motion["motion_explained"]):
+            factor = relaxation_factor(share, cfg.growth_test)
+            if factor == 1.0:
+                continue
+            motion["reg_m_factor"][k] = factor
+            recouple = uniform_growth_coupling if math.isinf(factor) else couple_interval
+            couplings[k] = recouple(
+                snaps[k], targets[k], mass0=rel[k], mass1=rel[k + 1],
+                dt=times[k + 1] - times[k], solver=spec.solver,
+                options={**copts, "reg_m": cfg.reg_m * factor},
+                max_block=cfg.coupling_block, max_blocks=cfg.coupling_max_blocks,
+                generator=generator)
+    if growth and cfg.net_of_motion:
+        # growth targets net of what the same plans report for cells that do not grow
+        # (intervals coupled with uniform growth have no differences to correct)
+        for c in couplings:
+            if c.null_growth is not None:
+                c.growth = c.net_growth()
+    return couplings, motion
+
+
 @dataclass
 class TrainResult:
     """Outcome of :func:`train`.
@@ -753,56 +858,12 @@ def train(
 
     # ---- couplings -------------------------------------------------------------------------
     t_setup = _time.perf_counter()
-    n_int = len(tr_snaps) - 1
-    couplings: list = [None] * n_int
-    # the cells each interval's coupling compares the source with: the target snapshot, or
-    # with coupling_momentum > 0 the target cells moved back along their velocity on the
-    # next interval (couplings then computed from the last interval backwards)
-    targets = list(tr_snaps[1:])
-    copts = {**cfg.to_dict(), "net_of_motion": cfg.net_of_motion and growth}
-    order = range(n_int) if cfg.coupling_momentum <= 0 else range(n_int - 1, -1, -1)
-    for k in order:
-        dt = tr_times[k + 1] - tr_times[k]
-        m0, m1 = (tr_rel[k], tr_rel[k + 1]) if growth else (1.0, 1.0)
-        prior = None
-        if source_prior is not None and growth:
-            prior = torch.as_tensor(np.asarray(source_prior[train_idx[k]], dtype=np.float64))
-            prior = prior[splits[k][0]]
-        if cfg.coupling_momentum > 0 and k + 1 < n_int:
-            u = outgoing_velocity(tr_snaps[k + 1], tr_snaps[k + 2], couplings[k + 1])
-            targets[k] = momentum_targets(tr_snaps[k], tr_snaps[k + 1], u,
-                                          cfg.coupling_momentum * dt, generator=gen)
-        couplings[k] = couple_interval(
-            tr_snaps[k], targets[k], mass0=m0, mass1=m1, dt=dt, solver=spec.solver,
-            options=copts, max_block=cfg.coupling_block,
-            max_blocks=cfg.coupling_max_blocks, source_prior=prior, generator=gen,
-        )
-    motion = growth_vs_motion(tr_snaps, couplings, tr_rel, solver=spec.solver,
-                              options=cfg.to_dict(), seed=seed,
-                              targets=targets) if growth else None
-    if motion is not None:
-        motion["reg_m_factor"] = [1.0] * len(couplings)
-    if motion is not None and cfg.growth_test is not None and source_prior is None:
-        # intervals whose growth differences motion alone largely reproduces: a stiffer
-        # relaxation, up to every cell growing alike on the balanced plan
-        for k, share in enumerate(motion["motion_explained"]):
-            factor = relaxation_factor(share, cfg.growth_test)
-            if factor == 1.0:
-                continue
-            motion["reg_m_factor"][k] = factor
-            recouple = uniform_growth_coupling if math.isinf(factor) else couple_interval
-            couplings[k] = recouple(
-                tr_snaps[k], targets[k], mass0=tr_rel[k], mass1=tr_rel[k + 1],
-                dt=tr_times[k + 1] - tr_times[k], solver=spec.solver,
-                options={**copts, "reg_m": cfg.reg_m * factor},
-                max_block=cfg.coupling_block, max_blocks=cfg.coupling_max_blocks,
-                generator=gen)
-    if growth and cfg.net_of_motion:
-        # growth targets net of what the same plans report for cells that do not grow
-        # (intervals coupled with uniform growth have no differences to correct)
-        for c in couplings:
-            if c.null_growth is not None:
-                c.growth = c.net_growth()
+    priors = None
+    if source_prior is not None and growth:
+        priors = [torch.as_tensor(np.asarray(source_prior[train_idx[k]], dtype=np.float64))[
+            splits[k][0]] for k in range(len(tr_snaps) - 1)]
+    couplings, motion = fit_couplings(tr_snaps, tr_times, tr_rel, config=cfg, growth=growth,
+                                      source_prior=priors, generator=gen, seed=seed)
     t_couplings = _time.perf_counter()
     logger.info("couplings ready for %d intervals (%.1fs)", len(couplings),
                 t_couplings - start)

@@ -32,7 +32,7 @@ from vgfm._core.sde import (
     train_score,
 )
 from vgfm._core.threads import torch_threads
-from vgfm._core.train import resolve_device
+from vgfm._core.train import fit_couplings, resolve_device
 from vgfm._data import keys as C
 from vgfm._data._containers import Data, resolve_container
 from vgfm._data._representation import get_representation, stored_states
@@ -188,11 +188,21 @@ def _train_score_for(container: Any, mdl: VGFM, *, sigma: float | None, config: 
     # the score's floor: the fit's interpolant noise, at most STEP_LENGTH data scales (a floor
     # much wider than that smooths the score until the SDE's marginals leave the ODE's)
     floor = min(float(cfg.sigma), STEP_LENGTH) * scale if cfg.sigma > 0 else 0.01 * scale
+    model_times = mdl.to_model_times(times).tolist()
+    # the pairs of the fit's own coupling pipeline (momentum, growth test, net growth), so
+    # that the SDE's bridges join the cells the flow joins; own draws, apart from the pairs'
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    tensors = [torch.as_tensor(np.asarray(s), dtype=torch.float32).to(dev) for s in snaps]
+    couplings, _ = fit_couplings(tensors, model_times, rel.tolist(), config=cfg,
+                                 growth=spec.learns_growth,
+                                 generator=torch.Generator().manual_seed(int(seed) + 1_000_003),
+                                 seed=int(seed))
     res = train_score(
-        snaps, mdl.to_model_times(times).tolist(), solver=spec.solver, options=cfg.to_dict(), population_size=rel, sigma=sigma,
-        floor=floor, center=fld.center.detach().cpu(), scale=scale,
+        tensors, model_times, solver=spec.solver, options=cfg.to_dict(), population_size=rel,
+        sigma=sigma, floor=floor, center=fld.center.detach().cpu(), scale=scale,
         t_start=float(fld.t_start), t_span=float(fld.t_span), max_block=cfg.coupling_block,
-        max_blocks=cfg.coupling_max_blocks, config=config, seed=seed, device=device,
+        max_blocks=cfg.coupling_max_blocks, config=config, couplings=couplings, seed=seed,
+        device=dev,
     )
     rec = score_to_dict(res.field, sigma_estimated=res.sigma_estimated, config=config,
                         history=res.history, seconds=res.seconds, seed=seed)
