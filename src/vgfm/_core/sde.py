@@ -291,8 +291,10 @@ def train_score(
 ) -> ScoreResult:
     """Learn the score of the bridge interpolant between coupled snapshots (simulation-free).
 
-    The couplings are those of VGFM (:func:`~vgfm._core.couplings.couple_interval` with the
-    same solver, options and block bounds; pass ``couplings`` to reuse existing ones), pairs
+    The couplings are those of VGFM: pass ``couplings`` to reuse the fit's
+    (:func:`vgfm.tl.fit_stochastic` passes those of :func:`vgfm._core.train.fit_couplings`);
+    without, one plain :func:`~vgfm._core.couplings.couple_interval` per interval with the
+    same solver, options and block bounds.  Pairs
     are drawn with :class:`~vgfm._core.matcher.PairSampler`, and the loss is
     ``mean ||net(x_s, t) + ε||²`` on the interpolant of the module docstring.
 

@@ -430,8 +430,11 @@ def fit_stochastic(
 ) -> Data | None:
     """Learn what the stochastic dynamics need: the noise level σ and the population score.
 
-    Recomputes the couplings of the fit with the model's own options (``reg``, ``reg_m``,
-    block bounds, relative population sizes; held-out time points stay out), estimates σ from
+    Recomputes the couplings of the fit through the fit's own pipeline
+    (:func:`vgfm._core.train.fit_couplings`: the model's options, so ``reg``, ``reg_m``, the
+    pairing with where cells go next, the growth test and the block bounds, and the relative
+    population sizes; held-out time points stay out; a growth prior given to the fit is not
+    used), so that the score's bridges join the pairs the flow joins, estimates σ from
     their conditional spread (:func:`vgfm._core.sde.estimate_sigma`) unless ``sigma`` is
     given, and learns the score of the Brownian-bridge interpolant between coupled pairs
     (:func:`vgfm._core.sde.train_score`).  :func:`simulate_stochastic`, :func:`fates` and
