@@ -201,3 +201,53 @@ def test_coupling_records_its_row_weights_and_the_null_reuses_them():
     plain = couple_interval(x0, x1, mass0=1.0, mass1=1.0, dt=1.0,
                             options={**OPTS, "reg_m_motion": 0.0}, max_block=1024, max_blocks=1)
     assert plain.row_weights is None
+
+
+def test_shrunk_targets_keep_the_loose_plans_differences_divided_by_the_factor():
+    """``stiffened_targets="shrunk"``: a stiffened interval regresses on the net targets of the
+    coupling the test measured, their differences divided by the stiffening, with the stiff
+    plan's pairs and total mass (checked against the loose coupling computed here)."""
+    from vgfm._core.train import fit_couplings
+
+    x0, x1, _ = _shift_and_spread(1)
+    snaps = [x0.float(), x1.float()]
+    out = {}
+    for mode in ("plan", "shrunk"):
+        cfg = TrainConfig(stiffened_targets=mode)
+        out[mode] = fit_couplings(snaps, [0.0, 1.0], [1.0, 1.0], config=cfg,
+                                  generator=torch.Generator().manual_seed(0))
+    (shrunk, motion), (plain, _) = out["shrunk"], out["plan"]
+    factor = motion["reg_m_factor"][0]
+    assert 1.0 < factor < math.inf
+    loose = couple_interval(snaps[0], snaps[1], mass0=1.0, mass1=1.0, dt=1.0,
+                            options={**TrainConfig().to_dict(), "net_of_motion": True},
+                            max_block=2048, max_blocks=8)
+    net = loose.net_growth()[0].double()
+    got = shrunk[0].growth[0].double()
+    torch.testing.assert_close(got - got.mean(), (net - net.mean()) / factor, atol=1e-5,
+                               rtol=1e-4)
+    torch.testing.assert_close(shrunk[0].plans[0], plain[0].plans[0])  # the same pairs
+    plan_mass = float(shrunk[0].plans[0].double().sum())
+    assert float(torch.exp(got).mean()) == pytest.approx(plan_mass, rel=1e-5)
+    assert not torch.allclose(got, plain[0].growth[0].double(), atol=1e-4)
+
+
+def test_stiffened_targets_option_is_checked():
+    with pytest.raises(ValueError, match="stiffened_targets"):
+        TrainConfig(stiffened_targets="loose")
+
+
+def test_records_written_before_the_option_load_with_the_plans_targets():
+    import json
+
+    from vgfm import VGFM
+
+    rng = np.random.default_rng(2)
+    snaps = [rng.normal(size=(40, 2)), rng.normal(size=(50, 2)) + 1.0]
+    model = VGFM.fit(snaps, [0.0, 1.0], config=TrainConfig(stage1_steps=2, stage2_steps=0))
+    assert model.config.stiffened_targets == "shrunk"  # the default
+    record = model.to_dict()
+    stored = json.loads(record["config"])
+    del stored["stiffened_targets"]
+    record["config"] = json.dumps(stored)
+    assert VGFM.from_dict(record).config.stiffened_targets == "plan"

@@ -498,6 +498,7 @@ class VGFM:
             stored.setdefault("bound_growth", False)  # before growth bounds
             stored.setdefault("net_of_motion", False)  # before growth targets net of motion
             stored.setdefault("coupling_momentum", 0.0)  # before the momentum option
+            stored.setdefault("stiffened_targets", "plan")  # before shrunk targets
             cfg = TrainConfig(**stored)
             info = json.loads(str(d["info"])) if info is None else dict(info)
             fingerprint = json.loads(str(d.get("fingerprint") or "{}")) or None
