@@ -573,14 +573,17 @@ def fit_couplings(
                 continue
             motion["reg_m_factor"][k] = factor
             before = couplings[k]
+            shrink = cfg.stiffened_targets == "shrunk" and not math.isinf(factor)
             recouple = uniform_growth_coupling if math.isinf(factor) else couple_interval
+            # (shrunk targets come from the measured plan: the stiff plan needs no copy)
             couplings[k] = recouple(
                 snaps[k], targets[k], mass0=rel[k], mass1=rel[k + 1],
                 dt=times[k + 1] - times[k], solver=spec.solver,
-                options={**copts, "reg_m": cfg.reg_m * factor},
+                options={**copts, "reg_m": cfg.reg_m * factor,
+                         **({"net_of_motion": False} if shrink else {})},
                 max_block=cfg.coupling_block, max_blocks=cfg.coupling_max_blocks,
                 generator=generator)
-            if cfg.stiffened_targets == "shrunk" and not math.isinf(factor):
+            if shrink:
                 couplings[k] = shrunk_targets(couplings[k], before, len(snaps[k]), factor)
     if growth and cfg.net_of_motion:
         # growth targets net of what the same plans report for cells that do not grow
