@@ -235,19 +235,3 @@ def test_shrunk_targets_keep_the_loose_plans_differences_divided_by_the_factor()
 def test_stiffened_targets_option_is_checked():
     with pytest.raises(ValueError, match="stiffened_targets"):
         TrainConfig(stiffened_targets="loose")
-
-
-def test_records_written_before_the_option_load_with_the_plans_targets():
-    import json
-
-    from vgfm import VGFM
-
-    rng = np.random.default_rng(2)
-    snaps = [rng.normal(size=(40, 2)), rng.normal(size=(50, 2)) + 1.0]
-    model = VGFM.fit(snaps, [0.0, 1.0], config=TrainConfig(stage1_steps=2, stage2_steps=0))
-    assert model.config.stiffened_targets == "shrunk"  # the default
-    record = model.to_dict()
-    stored = json.loads(record["config"])
-    del stored["stiffened_targets"]
-    record["config"] = json.dumps(stored)
-    assert VGFM.from_dict(record).config.stiffened_targets == "plan"

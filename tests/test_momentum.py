@@ -117,21 +117,3 @@ def test_momentum_targets_shift_back_at_most_halfway_to_the_nearest_source():
 def test_momentum_option_is_checked():
     with pytest.raises(ValueError, match="coupling_momentum"):
         TrainConfig(coupling_momentum=-1.0)
-
-
-def test_records_written_before_the_option_load_without_momentum():
-    import json
-
-    from vgfm import VGFM
-
-    rng = np.random.default_rng(4)
-    snaps = [rng.normal(size=(40, 2)), rng.normal(size=(50, 2)) + 1.0,
-             rng.normal(size=(60, 2)) + 2.0]
-    model = VGFM.fit(snaps, [0.0, 1.0, 2.0],
-                     config=TrainConfig(stage1_steps=2, stage2_steps=0))
-    assert model.config.coupling_momentum == 1.0  # the default
-    record = model.to_dict()
-    stored = json.loads(record["config"])
-    del stored["coupling_momentum"]
-    record["config"] = json.dumps(stored)
-    assert VGFM.from_dict(record).config.coupling_momentum == 0.0

@@ -115,19 +115,3 @@ def test_train_regresses_on_the_net_targets_with_the_same_pairing():
 def test_net_of_motion_is_validated():
     with pytest.raises(TypeError, match="net_of_motion"):
         TrainConfig(net_of_motion="yes")
-
-
-def test_records_written_before_the_option_load_with_the_plain_targets():
-    import json
-
-    from vgfm import VGFM
-
-    rng = np.random.default_rng(4)
-    snaps = [rng.normal(size=(40, 2)), rng.normal(size=(50, 2)) + 1.0]
-    model = VGFM.fit(snaps, [0.0, 1.0], config=TrainConfig(stage1_steps=2, stage2_steps=0))
-    assert model.config.net_of_motion is True  # the default
-    record = model.to_dict()
-    stored = json.loads(record["config"])
-    del stored["net_of_motion"]
-    record["config"] = json.dumps(stored)
-    assert VGFM.from_dict(record).config.net_of_motion is False

@@ -404,3 +404,23 @@ def test_states_far_outside_the_training_data_warn(caplog):
     with caplog.at_level(logging.WARNING, logger="vgfm"):
         model.simulate(far[:3], [0.0, 1.0])
     assert "3 of 3 start states" in caplog.text
+
+
+@pytest.mark.parametrize("option, default, before", [
+    ("net_of_motion", True, False),  # growth targets net of motion
+    ("coupling_momentum", 1.0, 0.0),  # pairing with where cells go next
+    ("stiffened_targets", "shrunk", "plan"),  # targets of stiffened intervals
+])
+def test_records_written_before_an_option_load_with_the_earlier_behaviour(option, default,
+                                                                         before):
+    import json
+
+    rng = np.random.default_rng(4)
+    snaps = [rng.normal(size=(40, 2)), rng.normal(size=(50, 2)) + 1.0]
+    model = VGFM.fit(snaps, [0.0, 1.0], config=TrainConfig(stage1_steps=2, stage2_steps=0))
+    assert getattr(model.config, option) == default
+    record = model.to_dict()
+    stored = json.loads(record["config"])
+    del stored[option]
+    record["config"] = json.dumps(stored)
+    assert getattr(VGFM.from_dict(record).config, option) == before
