@@ -235,3 +235,27 @@ def test_shrunk_targets_keep_the_loose_plans_differences_divided_by_the_factor()
 def test_stiffened_targets_option_is_checked():
     with pytest.raises(ValueError, match="stiffened_targets"):
         TrainConfig(stiffened_targets="loose")
+
+
+def test_fit_couplings_with_recorded_factors_equal_a_run_of_the_test():
+    """Passing the factors a run of the growth test recorded skips the test and gives the same
+    couplings (the test draws from its own generator); a wrong count is refused."""
+    from vgfm._core.train import fit_couplings
+
+    g = torch.Generator().manual_seed(0)
+    snaps = [0.4 * (1 + 0.5 * k) * torch.randn(200, 2, generator=g) + torch.tensor([k, 0.0])
+             for k in range(3)]
+    cfg = TrainConfig()
+    ran, motion = fit_couplings(snaps, [0.0, 1.0, 2.0], [1.0, 1.0, 1.0], config=cfg,
+                                generator=torch.Generator().manual_seed(1))
+    assert any(f > 1 for f in motion["reg_m_factor"])  # the test stiffened something
+    given, rec = fit_couplings(snaps, [0.0, 1.0, 2.0], [1.0, 1.0, 1.0], config=cfg,
+                               generator=torch.Generator().manual_seed(1),
+                               reg_m_factors=motion["reg_m_factor"])
+    assert rec == {"reg_m_factor": motion["reg_m_factor"]}
+    for a, b in zip(ran, given):
+        torch.testing.assert_close(a.plans[0], b.plans[0])
+        torch.testing.assert_close(a.growth[0], b.growth[0])
+    with pytest.raises(ValueError, match="one factor per interval"):
+        fit_couplings(snaps, [0.0, 1.0, 2.0], [1.0, 1.0, 1.0], config=cfg,
+                      generator=torch.Generator().manual_seed(1), reg_m_factors=[1.0])

@@ -493,6 +493,7 @@ def fit_couplings(
     source_prior: Sequence[torch.Tensor | None] | None = None,
     generator: torch.Generator,
     seed: int = 0,
+    reg_m_factors: Sequence[float] | None = None,
 ) -> tuple[list[IntervalCoupling], dict[str, list[float]] | None]:
     """The couplings a fit regresses on, with every option of ``config`` that shapes them.
 
@@ -520,6 +521,10 @@ def fit_couplings(
         Torch generator (CPU) of the random blocks and draws; consumed in a fixed order.
     seed
         Seed of the growth test's own draws.
+    reg_m_factors
+        The growth test's stiffening per interval from an earlier run on the same snapshots
+        (``growth_vs_motion["reg_m_factor"]`` of a fit): the test is not run again, and the
+        record holds only these factors.
 
     Returns
     -------
@@ -559,19 +564,26 @@ def fit_couplings(
             options=copts, max_block=cfg.coupling_block,
             max_blocks=cfg.coupling_max_blocks, source_prior=prior, generator=generator,
         )
-    motion = growth_vs_motion(snaps, couplings, rel, solver=spec.solver,
-                              options=cfg.to_dict(), seed=seed,
-                              targets=targets) if growth else None
+    if reg_m_factors is not None:  # the test's decisions of an earlier run
+        if len(reg_m_factors) != n_int:
+            raise ValueError(f"reg_m_factors must hold one factor per interval ({n_int}), "
+                             f"got {len(reg_m_factors)}")
+        motion = {"reg_m_factor": [float(f) for f in reg_m_factors]} if growth else None
+    else:
+        motion = growth_vs_motion(snaps, couplings, rel, solver=spec.solver,
+                                  options=cfg.to_dict(), seed=seed,
+                                  targets=targets) if growth else None
+        if motion is not None:
+            motion["reg_m_factor"] = [
+                relaxation_factor(share, cfg.growth_test)
+                if cfg.growth_test is not None and source_prior is None else 1.0
+                for share in motion["motion_explained"]]
     if motion is not None:
-        motion["reg_m_factor"] = [1.0] * len(couplings)
-    if motion is not None and cfg.growth_test is not None and source_prior is None:
         # intervals whose growth differences motion alone largely reproduces: a stiffer
         # relaxation, up to every cell growing alike on the balanced plan
-        for k, share in enumerate(motion["motion_explained"]):
-            factor = relaxation_factor(share, cfg.growth_test)
+        for k, factor in enumerate(list(motion["reg_m_factor"])):
             if factor == 1.0:
                 continue
-            motion["reg_m_factor"][k] = factor
             before = couplings[k]
             shrink = cfg.stiffened_targets == "shrunk" and not math.isinf(factor)
             recouple = uniform_growth_coupling if math.isinf(factor) else couple_interval

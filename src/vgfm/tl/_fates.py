@@ -193,10 +193,16 @@ def _train_score_for(container: Any, mdl: VGFM, *, sigma: float | None, config: 
     # that the SDE's bridges join the cells the flow joins; own draws, apart from the pairs'
     dev = torch.device(device) if device is not None else torch.device("cpu")
     tensors = [torch.as_tensor(np.asarray(s), dtype=torch.float32).to(dev) for s in snaps]
+    # the fit's own growth-test decisions, when recorded (the test is not run again)
+    factors = (mdl.training.get("growth_vs_motion") or {}).get("reg_m_factor")
+    if factors is not None:
+        factors = [math.inf if f is None else float(f) for f in factors]
+        if len(factors) != len(snaps) - 1:
+            factors = None
     couplings, _ = fit_couplings(tensors, model_times, rel.tolist(), config=cfg,
                                  growth=spec.learns_growth,
                                  generator=torch.Generator().manual_seed(int(seed) + 1_000_003),
-                                 seed=int(seed))
+                                 seed=int(seed), reg_m_factors=factors)
     res = train_score(
         tensors, model_times, solver=spec.solver, options=cfg.to_dict(), population_size=rel,
         sigma=sigma, floor=floor, center=fld.center.detach().cpu(), scale=scale,
