@@ -294,9 +294,9 @@ def train_score(
     The couplings are those of VGFM: pass ``couplings`` to reuse the fit's
     (:func:`vgfm.tl.fit_stochastic` passes those of :func:`vgfm._core.train.fit_couplings`);
     without, one plain :func:`~vgfm._core.couplings.couple_interval` per interval with the
-    same solver, options and block bounds.  Pairs
-    are drawn with :class:`~vgfm._core.matcher.PairSampler`, and the loss is
-    ``mean ||net(x_s, t) + ε||²`` on the interpolant of the module docstring.
+    same solver, options and block bounds.  Pairs are drawn with
+    :class:`~vgfm._core.matcher.PairSampler`, and the loss is ``mean ||net(x_s, t) + ε||²``
+    on the interpolant of the module docstring.
 
     Parameters
     ----------

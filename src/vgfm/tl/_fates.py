@@ -189,8 +189,8 @@ def _train_score_for(container: Any, mdl: VGFM, *, sigma: float | None, config: 
     # much wider than that smooths the score until the SDE's marginals leave the ODE's)
     floor = min(float(cfg.sigma), STEP_LENGTH) * scale if cfg.sigma > 0 else 0.01 * scale
     model_times = mdl.to_model_times(times).tolist()
-    # the pairs of the fit's own coupling pipeline (momentum, growth test, net growth), so
-    # that the SDE's bridges join the cells the flow joins; own draws, apart from the pairs'
+    # the fit's own coupling pipeline (momentum, stiffening, net growth), so that the SDE's
+    # bridges join the cells the flow joins; its own generator, not the pairs'
     dev = torch.device(device) if device is not None else torch.device("cpu")
     tensors = [torch.as_tensor(np.asarray(s), dtype=torch.float32).to(dev) for s in snaps]
     # the fit's own growth-test decisions, when recorded (the test is not run again)
@@ -438,9 +438,10 @@ def fit_stochastic(
 
     Recomputes the couplings of the fit through the fit's own pipeline
     (:func:`vgfm._core.train.fit_couplings`: the model's options, so ``reg``, ``reg_m``, the
-    pairing with where cells go next, the growth test and the block bounds, and the relative
-    population sizes; held-out time points stay out; a growth prior given to the fit is not
-    used), so that the score's bridges join the pairs the flow joins, estimates σ from
+    pairing with where cells go next, the stiffening the fit's growth test recorded and the
+    block bounds, and the relative population sizes; held-out time points stay out; a growth
+    prior given to the fit is not used), so that the score's bridges join the pairs the flow
+    joins, estimates σ from
     their conditional spread (:func:`vgfm._core.sde.estimate_sigma`) unless ``sigma`` is
     given, and learns the score of the Brownian-bridge interpolant between coupled pairs
     (:func:`vgfm._core.sde.train_score`).  :func:`simulate_stochastic`, :func:`fates` and
