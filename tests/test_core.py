@@ -605,6 +605,30 @@ class TestTrain:
         s3 = r3.field.state_dict()
         assert any(not torch.equal(s1[k], s3[k]) for k in s1 if k.endswith("weight"))
 
+    def test_stage2_growth_lr_zero_keeps_the_stage1_growth(self):
+        # stage 2 with the growth network frozen: its weights are those after stage 1 (a fit
+        # without stage 2, same seed), while the velocity network goes on training; with the
+        # default rate the growth network changes too (bounds off: a bounded rate clamped
+        # everywhere would have no gradient)
+        def params(f, growth):
+            ps = f.growth_parameters() if growth else list(f.velocity_net.parameters())
+            return torch.cat([p.detach().ravel() for p in ps])
+
+        base = {**TINY, "bound_growth": False}
+        ref = train(_snapshots(), [0.0, 1.0, 3.0], seed=3,
+                    config=TrainConfig(**{**base, "stage2_steps": 0})).field
+        frozen = train(_snapshots(), [0.0, 1.0, 3.0], seed=3,
+                       config=TrainConfig(**{**base, "stage2_steps": 4,
+                                             "stage2_growth_lr": 0.0}))
+        free = train(_snapshots(), [0.0, 1.0, 3.0], seed=3,
+                     config=TrainConfig(**{**base, "stage2_steps": 4}))
+        assert frozen.best_step > 0 and free.best_step > 0
+        assert torch.equal(params(frozen.field, True), params(ref, True))
+        assert not torch.equal(params(frozen.field, False), params(ref, False))
+        assert not torch.equal(params(free.field, True), params(ref, True))
+        with pytest.raises(ValueError, match="stage2_growth_lr"):
+            TrainConfig(stage2_growth_lr=-1.0)
+
     def test_result_contents(self):
         cfg = TrainConfig(**TINY)
         r = train(_snapshots(), [0.0, 1.0, 3.0], config=cfg, seed=0)

@@ -78,7 +78,8 @@ class TrainConfig:
     stage1_steps, batch_size, lr
         Stage-1 optimisation: steps, pairs per interval per step, Adam learning rate.
     stage2_growth_lr
-        Stage-2 learning rate of the growth network (``None``: ``stage2_lr``).
+        Stage-2 learning rate of the growth network (``None``: ``stage2_lr``; ``0``: the
+        growth network keeps its stage-1 weights and stage 2 fits the velocity alone).
     stage2_steps, stage2_lr, stage2_particles, stage2_targets
         Stage-2 optimisation: steps, learning rate, particles rolled out and observed cells
         compared per step (random subsets, so cost per step does not grow with the data).
@@ -318,7 +319,7 @@ _CONFIG_RULES: tuple[tuple[str, type, float, bool], ...] = (
     ("sigma", float, 0.0, True),
     ("hidden", int, 1, True), ("n_layers", int, 1, True), ("stage1_steps", int, 0, True),
     ("batch_size", int, 1, True), ("lr", float, 0.0, False), ("stage2_steps", int, 0, True),
-    ("stage2_lr", float, 0.0, False), ("stage2_growth_lr", float, 0.0, False),
+    ("stage2_lr", float, 0.0, False), ("stage2_growth_lr", float, 0.0, True),
     ("stage2_particles", int, 2, True), ("stage2_targets", int, 2, True),
     ("mass_weight", float, 0.0, True), ("fm_weight", float, 0.0, True),
     ("val_fraction", float, 0.0, True), ("val_every", int, 1, True),
@@ -1040,9 +1041,9 @@ def train(
     hist2, hist_val, val_steps = [], [best_score], [0]
     if cfg.stage2_steps > 0:
         groups = [{"params": fld.velocity_net.parameters(), "lr": cfg.stage2_lr}]
-        if fld.growth_net is not None:
-            groups.append({"params": fld.growth_parameters(),
-                           "lr": cfg.stage2_growth_lr or cfg.stage2_lr})
+        growth_lr = cfg.stage2_lr if cfg.stage2_growth_lr is None else cfg.stage2_growth_lr
+        if fld.growth_net is not None and growth_lr > 0:
+            groups.append({"params": fld.growth_parameters(), "lr": growth_lr})
         opt2 = adam(groups)
         log_rel = torch.log(torch.tensor(tr_rel, device=dev))
         for step in tqdm(range(1, cfg.stage2_steps + 1), disable=not progress,
@@ -1070,7 +1071,7 @@ def train(
                     loss_m = loss_m + (log_mean_m - log_rel[k]) ** 2
             fm, _, _ = s1(fld, gen)
             loss = loss_w + cfg.mass_weight * loss_m + cfg.fm_weight * fm
-            opt2.zero_grad(set_to_none=True)
+            fld.zero_grad(set_to_none=True)  # also the growth net's, when frozen
             loss.backward()
             opt2.step()
             hist2.append(float(loss.detach()))
