@@ -8,8 +8,8 @@ Blocks (``--blocks``, all by default):
     (simulation gene, dyngen, mouse haematopoiesis, iPSC, Gaussian 50-D with 3 time points).
 ``growth``
     Learned growth ``obs["vgfm_growth"]`` against the per-cell truth ``obs["true_growth"]`` of
-    generators with known growth (``two_gene_grn``, ``gaussian_bifurcation`` 50-D,
-    ``three_gene_switch``): Pearson, Spearman, MAE and MAE in units of sd(true growth) per time
+    generators with known growth (``two_gene_grn``, ``gaussian_bifurcation`` 50-D and
+    1000-D, ``three_gene_switch``): Pearson, Spearman, MAE and MAE in units of sd(true growth) per time
     point, over all cells, over all cells but the last time point, and the last time point
     alone (it has no outgoing interval). Gaussian 50-D: mean growth of the upper / lower
     cluster at t = 0 against ln 10 / 0.
@@ -92,7 +92,8 @@ FULL_DATASETS: tuple[str, ...] = (
     "gaussian_50d",
     "gaussian_1000d_regen",
 )
-GENERATORS: tuple[str, ...] = ("two_gene_grn", "gaussian_bifurcation_50d", "three_gene_switch")
+GENERATORS: tuple[str, ...] = ("two_gene_grn", "gaussian_bifurcation_50d", "three_gene_switch",
+                               "gaussian_bifurcation_1000d")
 #: Growth-free data files of the no_false_growth block (besides the growth-free generators).
 NO_GROWTH_FILES: tuple[str, ...] = ("krumsiek11_binned",)
 #: Snapshots cut from the krumsiek11 time course (equal-width bins of its 160 time steps).
@@ -139,6 +140,8 @@ GROWTH_TARGETS = {
     "two_gene_grn": "all cells: Pearson >= 0.9, MAE <= 0.35 sd(true)  (CRUFM measured: 0.80)",
     "three_gene_switch": "all cells: Pearson >= 0.9, MAE <= 0.35 sd(true)",
     "gaussian_bifurcation_50d": "t=0: upper within 10 % of ln 10 = 2.303, lower within +-0.23",
+    "gaussian_bifurcation_1000d": "t=0: upper within 10 % of ln 10 = 2.303, lower within +-0.23 "
+                                  "(the construction of gaussian_1000d_regen)",
 }
 NO_FALSE_GROWTH_LIMIT = 0.2
 VARIANCE_RATIO_RANGE = (0.9, 1.1)
@@ -225,9 +228,12 @@ def make_generator(name: str, seed: int, *, growth: bool = True):
         if growth:
             return vgfm.datasets.two_gene_grn(seed=seed)
         return vgfm.datasets.two_gene_grn(birth_rate=0.0, death_rate=0.0, seed=seed)
-    if name == "gaussian_bifurcation_50d":
+    if name in ("gaussian_bifurcation_50d", "gaussian_bifurcation_1000d"):
         return vgfm.datasets.gaussian_bifurcation(
-            n_dims=50, growth_factor=10.0 if growth else 1.0, seed=seed
+            n_dims=int(name.rsplit("_", 1)[1][:-1]), growth_factor=10.0 if growth else 1.0,
+            seed=seed,
+            # the 1000-D benchmark file's noise (sd sqrt(0.005)); 50-D: the generator's default
+            **({"noise_sd": math.sqrt(0.005)} if name.endswith("1000d") else {}),
         )
     if name == "three_gene_switch":
         if growth:
@@ -408,7 +414,7 @@ def _growth_record(adata, name: str) -> dict[str, Any]:
     rec["all"] = growth_agreement(pred, true, sd)
     rec["all_but_last"] = growth_agreement(pred[t < times[-1]], true[t < times[-1]], sd)
     rec["last"] = rec["per_time"][f"{times[-1]:g}"]
-    if name == "gaussian_bifurcation_50d":
+    if name.startswith("gaussian_bifurcation"):
         at0 = t == times[0]
         upper = at0 & (adata.obs["cluster"].to_numpy() == "upper")
         lower = at0 & (adata.obs["cluster"].to_numpy() == "lower")
