@@ -51,6 +51,135 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+# --------------------------------------------------------------------------------------------
+# tutorial notebooks: executed in the background while the rest of the suite runs
+# --------------------------------------------------------------------------------------------
+#: Test function that executes one tutorial (``tests/test_docs_tutorials.py``).
+TUTORIAL_TEST = "test_tutorial_executes"
+#: Notebooks executed at once.  Their model fits run on one thread each, as do most tests,
+#: so on a 2-core machine two kernels beside the test process keep both cores busy.
+TUTORIAL_WORKERS = 2
+#: Per-cell time limit of a notebook (seconds).
+TUTORIAL_CELL_TIMEOUT_S = 900
+
+_RUN_NOTEBOOK = """
+import sys
+import nbformat
+from nbclient import NotebookClient
+path, cwd, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3])
+nb = nbformat.read(path, as_version=4)
+NotebookClient(nb, timeout=timeout, kernel_name="python3",
+               resources={"metadata": {"path": cwd}}).execute()
+code = [c for c in nb.cells if c.cell_type == "code"]
+missing = [i for i, c in enumerate(code) if not c.get("execution_count")]
+if missing:
+    sys.exit(f"code cells {missing} did not run")
+"""
+
+
+class TutorialRuns:
+    """Executes tutorial notebooks in subprocesses, ``TUTORIAL_WORKERS`` at a time, and hands
+    each test its notebook's outcome (``wait``).  Started when collection ends, so the
+    notebooks run while the other tests do; their tests are moved to the end of the run."""
+
+    def __init__(self, paths: list[Path], data_dir: Path, workdir: Path) -> None:
+        import queue
+        import threading
+
+        self._results: dict[str, tuple[int, str]] = {}
+        self._done = {p.stem: threading.Event() for p in paths}
+        self._procs: list[Any] = []
+        self._stop = False
+        self._queue: Any = queue.Queue()
+        for p in paths:
+            self._queue.put(p)
+        self._env = {**os.environ, "VGFM_DATA_DIR": str(data_dir),
+                     "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+        self._env.setdefault("OMP_NUM_THREADS", "1")  # no OpenMP pools fighting for the cores
+        self._workdir = workdir
+        self._threads = [threading.Thread(target=self._work, daemon=True)
+                         for _ in range(min(TUTORIAL_WORKERS, len(paths)))]
+        for t in self._threads:
+            t.start()
+
+    def _work(self) -> None:
+        import queue
+        import subprocess
+        import sys
+
+        while not self._stop:
+            try:
+                path = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            cwd = self._workdir / path.stem
+            cwd.mkdir(parents=True, exist_ok=True)
+            try:
+                proc = subprocess.Popen(
+                    [sys.executable, "-c", _RUN_NOTEBOOK, str(path), str(cwd),
+                     str(TUTORIAL_CELL_TIMEOUT_S)],
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self._env)
+                self._procs.append(proc)
+                out, _ = proc.communicate()
+                self._results[path.stem] = (proc.returncode, out)
+            except Exception as exc:  # reported by the notebook's test
+                self._results[path.stem] = (-1, f"could not run {path.name}: {exc!r}")
+            self._done[path.stem].set()
+
+    def wait(self, name: str) -> tuple[int, str]:
+        """``(exit status, output)`` of the notebook ``name`` once it has run."""
+        self._done[name].wait()
+        return self._results[name]
+
+    def stop(self) -> None:
+        self._stop = True
+        for proc in self._procs:
+            if proc.poll() is None:
+                proc.kill()
+
+
+_TUTORIAL_RUNS: dict[str, TutorialRuns] = {}
+
+
+def _tutorial_path(item: pytest.Item) -> Path | None:
+    if getattr(item, "originalname", None) != TUTORIAL_TEST:
+        return None
+    return item.callspec.params.get("path") if hasattr(item, "callspec") else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # the tutorial executions last: they wait for notebooks started in the background
+    items.sort(key=lambda it: _tutorial_path(it) is not None)  # stable: order kept otherwise
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    import importlib.util
+    import tempfile
+
+    paths = [p for p in map(_tutorial_path, session.items) if p is not None]
+    data = find_benchmark_data()
+    if (not paths or data is None or session.config.option.collectonly
+            or any(importlib.util.find_spec(m) is None
+                   for m in ("nbformat", "nbclient", "ipykernel"))):
+        return  # the tests themselves skip, with their reasons
+    workdir = Path(tempfile.mkdtemp(prefix="vgfm-tutorials-"))
+    # longest first (the multimodal one compiles muon's numba kernels)
+    paths.sort(key=lambda p: (not p.stem.startswith(("04", "02")), p.stem))
+    _TUTORIAL_RUNS["runs"] = TutorialRuns(paths, data, workdir)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    runs = _TUTORIAL_RUNS.pop("runs", None)
+    if runs is not None:
+        runs.stop()
+
+
+@pytest.fixture
+def tutorial_runs() -> TutorialRuns | None:
+    """The background notebook executions of this session (``None`` when none started)."""
+    return _TUTORIAL_RUNS.get("runs")
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     marker = item.get_closest_marker("benchmark_data")
     if marker is not None and find_benchmark_data(*marker.args) is None:

@@ -1,10 +1,12 @@
 """The tutorials run top to bottom, their committed outputs are complete, and the docs build.
 
 - Structure checks of the committed notebooks (fast, always run).
-- Execution of every notebook with nbclient, marked ``tutorials`` (slow: each notebook fits
-  models; minutes on a laptop CPU). Skipped ("benchmark data not found; set VGFM_DATA_DIR")
-  when neither ``$VGFM_DATA_DIR`` nor ``../shared/data`` exists, since the notebooks would
-  otherwise download their data.
+- Execution of every notebook with nbclient in a fresh kernel, marked ``tutorials`` (slow:
+  each notebook fits models). The notebooks run in subprocesses, two at a time, started when
+  collection ends, so they execute while the other tests run; their tests come last and wait
+  for them (``TutorialRuns`` in ``conftest.py``). Skipped ("benchmark data not found; set
+  VGFM_DATA_DIR") when neither ``$VGFM_DATA_DIR`` nor ``../shared/data`` exists, since the
+  notebooks would otherwise download their data.
 - ``sphinx -W`` build of ``docs/`` into a temporary folder (as CI does), skipped when Sphinx
   or the docs extras are not installed.
 """
@@ -22,7 +24,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = sorted((ROOT / "tutorials").glob("*.ipynb"))
-CELL_TIMEOUT_S = 600
 
 nbformat = pytest.importorskip("nbformat")
 
@@ -76,25 +77,18 @@ def test_committed_outputs(path: Path) -> None:
 @pytest.mark.tutorials
 @pytest.mark.benchmark_data()
 @pytest.mark.parametrize("path", TUTORIALS, ids=_ids(TUTORIALS))
-def test_tutorial_executes(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                           benchmark_data_dir: Path) -> None:
+def test_tutorial_executes(path: Path, benchmark_data_dir: Path, tutorial_runs) -> None:
+    """The notebook runs top to bottom in a fresh kernel without errors.
+
+    The notebooks are executed in subprocesses started when collection ends, two at a time,
+    while the other tests run (``TutorialRuns`` in ``conftest.py``); this test waits for its
+    notebook and reports the failing cell's traceback.
+    """
     pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
-    from nbclient import NotebookClient
-
-    # the kernel process inherits this environment; "python3" resolves to sys.executable
-    monkeypatch.setenv("VGFM_DATA_DIR", str(benchmark_data_dir))
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        nb,
-        timeout=CELL_TIMEOUT_S,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(tmp_path)}},
-    )
-    client.execute()  # raises CellExecutionError with the failing cell and traceback
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(c.get("execution_count") for c in code)
+    assert tutorial_runs is not None, "the notebook executions were not started"
+    code, output = tutorial_runs.wait(path.stem)
+    assert code == 0, f"{path.name} failed (exit {code}):\n{output[-8000:]}"
 
 
 # --------------------------------------------------------------------------------------------
