@@ -293,6 +293,9 @@ def test_ensemble_determinism_under_seeds(fitted_lineage) -> None:
     # the permissive member leaves out the growth test, the stiff one keeps the reference's
     np.testing.assert_array_equal(a.uns["vgfm_ensemble"]["member_growth_test"],
                                   [np.nan, base.uns["vgfm"]["params"]["growth_test"]])
+    # the sampling-noise test is off by default, so for every member
+    assert base.uns["vgfm"]["params"]["growth_noise_test"] is None
+    assert np.isnan(a.uns["vgfm_ensemble"]["member_growth_noise_test"]).all()
     # ... and regresses on the plan's own growth targets; the stiff one keeps the correction
     assert bool(base.uns["vgfm"]["params"]["net_of_motion"])
     np.testing.assert_array_equal(a.uns["vgfm_ensemble"]["member_net_of_motion"], [False, True])

@@ -133,7 +133,9 @@ def test_training_makes_growth_free_motion_grow_alike():
              for k in range(3)]
     spans = {}
     for test in (0.8, None):
-        cfg = TrainConfig(stage1_steps=300, stage2_steps=0, growth_test=test)
+        # the motion test alone (the sampling-noise test is tests/test_noise_test.py's)
+        cfg = TrainConfig(stage1_steps=300, stage2_steps=0, growth_test=test,
+                          growth_noise_test=None)
         res = train(snaps, [0.0, 1.0, 2.0], population_size=[1.0, 1.0, 1.0], config=cfg,
                     seed=0)
         x = torch.cat(snaps[:2])
@@ -157,6 +159,7 @@ def test_fit_records_the_test_and_warns(caplog: pytest.LogCaptureFixture, tmp_pa
     assert list(entry["start"]) == ["0", "0.5", "1", "1.5"]
     assert list(entry["end"]) == ["0.5", "1", "1.5", "2"]
     assert entry["motion_explained"][0] > 0.9 and entry["reg_m_factor"][0] > 1
+    assert "signal_to_noise" not in entry  # the sampling-noise test is opt-in
     warned = [r.getMessage() for r in caplog.records if "stiffer relaxation" in r.getMessage()]
     assert len(warned) == 1 and "0 -> 0.5" in warned[0]
     path = tmp_path / "fit.h5ad"
@@ -213,7 +216,7 @@ def test_shrunk_targets_keep_the_loose_plans_differences_divided_by_the_factor()
     snaps = [x0.float(), x1.float()]
     out = {}
     for mode in ("plan", "shrunk"):
-        cfg = TrainConfig(stiffened_targets=mode)
+        cfg = TrainConfig(stiffened_targets=mode, growth_noise_test=None)
         out[mode] = fit_couplings(snaps, [0.0, 1.0], [1.0, 1.0], config=cfg,
                                   generator=torch.Generator().manual_seed(0))
     (shrunk, motion), (plain, _) = out["shrunk"], out["plan"]

@@ -82,7 +82,7 @@ def test_momentum_pairs_with_the_shifted_targets_and_keeps_the_last_interval():
     rng = np.random.default_rng(1)
     v = np.array([1.5, 0.0])
     snaps = [(0.5 * rng.normal(size=(120, 2)) + k * v).astype(np.float32) for k in range(3)]
-    opts = dict(growth_test=None, reg_m_motion=0.0)
+    opts = dict(growth_test=None, growth_noise_test=None, reg_m_motion=0.0)
     plain = _couplings_only(snaps, [0.0, 1.0, 2.0], coupling_momentum=0.0, **opts)
     mom = _couplings_only(snaps, [0.0, 1.0, 2.0], coupling_momentum=0.7, **opts)
     torch.testing.assert_close(plain.couplings[1].plans[0], mom.couplings[1].plans[0])

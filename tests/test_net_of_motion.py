@@ -96,7 +96,8 @@ def test_train_regresses_on_the_net_targets_with_the_same_pairing():
              (rng.normal(size=(150, 2)) * 1.2 + [1.0, 0.0]).astype(np.float32),
              (rng.normal(size=(200, 2)) * 1.4 + [2.0, 0.5]).astype(np.float32)]
     times = [0.0, 1.0, 2.0]
-    kw = dict(stage1_steps=0, stage2_steps=0, growth_test=None, reg_m_motion=0.0)
+    kw = dict(stage1_steps=0, stage2_steps=0, growth_test=None, growth_noise_test=None,
+              reg_m_motion=0.0)
     plain = train(snaps, times, config=TrainConfig(net_of_motion=False, **kw), seed=0).couplings
     net = train(snaps, times, config=TrainConfig(net_of_motion=True, **kw), seed=0).couplings
     for p, n in zip(plain, net):

@@ -276,7 +276,8 @@ def test_score_pairs_the_cells_the_fit_pairs(monkeypatch) -> None:
     snaps = [(0.5 * rng.normal(size=(60, 2)) + k * v).astype(np.float32) for k in range(3)]
     adata = ad.AnnData(np.vstack(snaps), obs=pd.DataFrame(
         {"time": np.repeat([0.0, 1.0, 2.0], 60)}, index=[f"c{i}" for i in range(180)]))
-    opts = dict(growth_test=None, reg_m_motion=0.0, coupling_momentum=0.7)
+    opts = dict(growth_test=None, growth_noise_test=None, reg_m_motion=0.0,
+                coupling_momentum=0.7)
     vgfm.tl.fit(adata, "time", use_rep="X", stage1_steps=5, stage2_steps=0, progress=False,
                 **opts)
     model = vgfm.VGFM.from_adata(adata)

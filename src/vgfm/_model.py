@@ -499,6 +499,7 @@ class VGFM:
             stored.setdefault("net_of_motion", False)  # before growth targets net of motion
             stored.setdefault("coupling_momentum", 0.0)  # before the momentum option
             stored.setdefault("stiffened_targets", "plan")  # before shrunk targets
+            stored.setdefault("growth_noise_test", None)  # before the noise test
             cfg = TrainConfig(**stored)
             info = json.loads(str(d["info"])) if info is None else dict(info)
             fingerprint = json.loads(str(d.get("fingerprint") or "{}")) or None

@@ -59,7 +59,8 @@ single column of sizes in time order, e.g.
   day 2,30000
 Options (--option NAME=VALUE) are the training options of vgfm.tl.fit: reg, reg_m,
 reg_m_motion, motion_noise_floor, net_of_motion (False: growth targets as the coupling gives
-them), sigma,
+them), growth_test, growth_noise_test (e.g. 3: intervals whose growth differences are within
+sampling noise grow alike; None: off, the default), sigma,
 hidden, n_layers, stage1_steps, batch_size, lr, stage2_steps, ...
 
 Files are written atomically (a temporary file in the same folder, then renamed), so OUT may

@@ -62,7 +62,9 @@ def semi_relaxed_sinkhorn(
     *,
     max_iter: int = 2000,
     tol: float = 1e-5,
-) -> torch.Tensor:
+    init: torch.Tensor | None = None,
+    return_potential: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Log-domain Sinkhorn for semi-relaxed (source-relaxed, target-hard) entropic OT.
 
     The dual updates are log-sum-exps, evaluated as matrix-vector products with the kernel
@@ -84,10 +86,16 @@ def semi_relaxed_sinkhorn(
         source row its own weight (the KL term becomes ``sum_i lam_i KL_i``).
     max_iter, tol
         Iteration cap and tolerance on the change of the dual potentials (in units of ``eps``).
+    init
+        Starting source potential ``f`` (shape ``(n,)``), e.g. that of a problem with the same
+        source and a similar target: the iterations start from it instead of 0 (same fixed
+        point, fewer iterations).
+    return_potential
+        Also return the source potential ``f`` (to start a similar problem from).
 
     Returns
     -------
-    The transport plan ``pi`` with ``pi.sum(0) == b``.
+    The transport plan ``pi`` with ``pi.sum(0) == b`` (and ``f`` with ``return_potential``).
 
     Examples
     --------
@@ -114,7 +122,7 @@ def semi_relaxed_sinkhorn(
         fi = 1.0 if math.isinf(reg_m) else reg_m / (reg_m + reg)
     log_a = a.log()
     log_b = b.log()
-    f = torch.zeros_like(a)
+    f = torch.zeros_like(a) if init is None else init.to(a).clone()
     g = torch.zeros_like(b)
     neg_c = -cost / reg
     kernel = torch.exp(neg_c)  # the log-sum-exps below are matrix-vector products with it
@@ -129,4 +137,5 @@ def semi_relaxed_sinkhorn(
     else:
         logger.debug("semi-relaxed Sinkhorn stopped after %d iterations", max_iter)
     g = -reg * torch.logsumexp(neg_c + (f / reg + log_a)[:, None], dim=0)
-    return torch.exp(neg_c + (f / reg + log_a)[:, None] + (g / reg + log_b)[None, :])
+    plan = torch.exp(neg_c + (f / reg + log_a)[:, None] + (g / reg + log_b)[None, :])
+    return (plan, f) if return_potential else plan

@@ -204,7 +204,10 @@ def fit(
       training history, timings, versions, and the model's weights), enough for
       :func:`vgfm.get_model`; for methods with growth also ``growth_vs_motion``, the growth
       test per interval (``growth_test`` of :class:`vgfm._core.train.TrainConfig`; intervals
-      whose growth differences motion largely explains are named in a WARNING) and the
+      whose growth differences motion largely explains are named in a WARNING; with
+      ``growth_noise_test`` also ``sampling_sd`` and ``signal_to_noise``, the spread motion
+      leaves unexplained over the sampling noise, intervals below the test named in a
+      WARNING) and the
       range the growth rate is bounded to on each interval (``growth_low``/``growth_high``)
       and, with ``growth_form="auto"``, the form kept (``growth_form``, ``"xt"`` or ``"x"``)
       with the stage-1 checkpoint scores of both (``growth_form_score``).
@@ -273,7 +276,8 @@ def fit(
         time_values=None if time_values is None else [float(v) for v in time_values],
         config={k: v for k, v in cfg.to_dict().items() if k != "method"},
         history={k: np.asarray(v) for k, v in model.history.items()},
-        growth_vs_motion=_growth_vs_motion(model.training, mapping, hold, cfg.growth_test),
+        growth_vs_motion=_growth_vs_motion(model.training, mapping, hold, cfg.growth_test,
+                                           cfg.growth_noise_test),
         timings={"train": float(model.training["seconds"]),
                  **{k: float(v) for k, v in model.training.items() if k.startswith("seconds_")}},
     )
@@ -305,10 +309,10 @@ def fit(
 
 
 def _growth_vs_motion(training: dict, mapping: Any, hold: int | None,
-                      threshold: float | None) -> dict | None:
+                      threshold: float | None, noise_test: float | None = None) -> dict | None:
     """``uns[key]["growth_vs_motion"]`` from the training record, with a WARNING naming the
     intervals whose growth differences a growth-free population with the same motion shows
-    as well."""
+    as well, and one naming those whose differences are within sampling noise."""
     motion = training.get("growth_vs_motion")
     if not motion:
         return None
@@ -335,6 +339,17 @@ def _growth_vs_motion(training: dict, mapping: Any, hold: int | None,
             "Read the growth of the cells at the start of these intervals as motion, not as "
             "proliferation or death; uns[key]['growth_vs_motion'] has the numbers.",
             ", ".join(flagged))
+    if "signal_to_noise" in out and noise_test is not None:
+        noise = [f"{a} -> {b} ({r:.2f})" for a, b, r in
+                 zip(out["start"], out["end"], out["signal_to_noise"])
+                 if np.isfinite(r) and r <= noise_test]
+        if noise:
+            logger.warning(
+                "the growth differences between cells that motion leaves unexplained are no "
+                "larger than %g times the sampling noise of the snapshots (ratio to the "
+                "noise): %s. Every cell of these intervals grows alike (at the population "
+                "ratio); growth_noise_test=None keeps their differences. "
+                "uns[key]['growth_vs_motion'] has the numbers.", noise_test, ", ".join(noise))
     return out
 
 

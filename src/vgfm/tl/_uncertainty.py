@@ -68,7 +68,8 @@ def _member_configs(mdl: VGFM, steps_fraction: float, n_models: int, reg_m_sprea
     ``reg_m_motion * (1 + e_m)``: the members run from the most permissive relaxation (a quarter
     of ``reg_m``, no motion stiffening) to the stiffest (four times ``reg_m``, twice the
     stiffening), the two knobs that decide how much of a snapshot difference is read as growth.
-    The permissive half (``e_m < 0``) also leaves out the growth test (``growth_test=None``):
+    The permissive half (``e_m < 0``) also leaves out the growth tests (``growth_test=None``,
+    ``growth_noise_test=None``):
     where the test makes an interval's cells grow alike, the data could not tell their growth
     differences from motion, and the ensemble's spread should say so.  It also regresses on the
     plan's own growth targets (``net_of_motion=False``): the correction for motion is itself an
@@ -93,11 +94,13 @@ def _member_configs(mdl: VGFM, steps_fraction: float, n_models: int, reg_m_sprea
     kappa = float(getattr(cfg, "reg_m_motion", 0.0))
     expo = np.linspace(-1.0, 1.0, n_models)
     test = getattr(cfg, "growth_test", None)
+    noise_test = getattr(cfg, "growth_noise_test", None)
     net = bool(getattr(cfg, "net_of_motion", False))
     momentum = float(getattr(cfg, "coupling_momentum", 0.0))
     return [dataclasses.replace(base, reg_m=float(reg_m) * float(reg_m_spread) ** e,
                                 reg_m_motion=kappa * (1.0 + float(e)),
                                 growth_test=None if e < 0 else test,
+                                growth_noise_test=None if e < 0 else noise_test,
                                 net_of_motion=False if e < 0 else net,
                                 coupling_momentum=0.0 if e < 0 else momentum)
             for e in expo]
@@ -323,6 +326,9 @@ def ensemble(
         # NaN: the member leaves out the growth test
         "member_growth_test": np.asarray([np.nan if getattr(c, "growth_test", None) is None
                                           else float(c.growth_test) for c in cfgs]),
+        "member_growth_noise_test": np.asarray(
+            [np.nan if getattr(c, "growth_noise_test", None) is None
+             else float(c.growth_noise_test) for c in cfgs]),
         "member_val_fraction": np.asarray([float(c.val_fraction) for c in cfgs]),
         "member_net_of_motion": np.asarray([bool(getattr(c, "net_of_motion", False))
                                             for c in cfgs]),
