@@ -537,6 +537,10 @@ def sampling_noise(x0: torch.Tensor, x1: torch.Tensor, *, mass0: float, mass1: f
         that the halves are coupled with the same relaxation as the real plan.
     splits
         Random splits averaged.
+    folds
+        Parts each split cuts the target into (2: halves).  A part holds ``1 / folds`` of the
+        cells, so the variance across parts is divided by ``folds``; more parts give more
+        degrees of freedom per split, at smaller and noisier parts.
     generator
         Torch generator (CPU) for the splits.
 
