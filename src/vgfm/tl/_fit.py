@@ -206,7 +206,7 @@ def fit(
       test per interval (``growth_test`` of :class:`vgfm._core.train.TrainConfig`; intervals
       whose growth differences motion largely explains are named in a WARNING; with
       ``growth_noise_test`` also ``sampling_sd`` and ``signal_to_noise``, the spread motion
-      leaves unexplained over the sampling noise, intervals below the test named in a
+      leaves unexplained over the sampling noise, intervals at or below the test named in a
       WARNING) and the
       range the growth rate is bounded to on each interval (``growth_low``/``growth_high``)
       and, with ``growth_form="auto"``, the form kept (``growth_form``, ``"xt"`` or ``"x"``)

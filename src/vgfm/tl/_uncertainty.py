@@ -323,12 +323,10 @@ def ensemble(
         "member_reg_m": np.asarray([float(getattr(c, "reg_m", np.nan)) for c in cfgs]),
         "member_reg_m_motion": np.asarray([float(getattr(c, "reg_m_motion", np.nan))
                                            for c in cfgs]),
-        # NaN: the member leaves out the growth test
-        "member_growth_test": np.asarray([np.nan if getattr(c, "growth_test", None) is None
-                                          else float(c.growth_test) for c in cfgs]),
-        "member_growth_noise_test": np.asarray(
-            [np.nan if getattr(c, "growth_noise_test", None) is None
-             else float(c.growth_noise_test) for c in cfgs]),
+        # NaN: the member leaves out that growth test
+        **{f"member_{name}": np.asarray([np.nan if getattr(c, name, None) is None
+                                         else float(getattr(c, name)) for c in cfgs])
+           for name in ("growth_test", "growth_noise_test")},
         "member_val_fraction": np.asarray([float(c.val_fraction) for c in cfgs]),
         "member_net_of_motion": np.asarray([bool(getattr(c, "net_of_motion", False))
                                             for c in cfgs]),
