@@ -410,6 +410,7 @@ def test_states_far_outside_the_training_data_warn(caplog):
     ("net_of_motion", True, False),  # growth targets net of motion
     ("coupling_momentum", 1.0, 0.0),  # pairing with where cells go next
     ("stiffened_targets", "shrunk", "plan"),  # targets of stiffened intervals
+    ("chord_gap", 1.5, None),  # routes only where the chord leaves the cells
 ])
 def test_records_written_before_an_option_load_with_the_earlier_behaviour(option, default,
                                                                          before):

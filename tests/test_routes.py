@@ -119,6 +119,12 @@ def test_options_are_validated():
         TrainConfig(interpolant="geodesic")
     with pytest.raises(ValueError, match="interpolant_speed must be one of"):
         TrainConfig(interpolant_speed="fast")
+    assert TrainConfig(chord_gap=None).chord_gap is None
+    for bad in (0.0, -1.0, math.inf):
+        with pytest.raises(ValueError, match="chord_gap"):
+            TrainConfig(chord_gap=bad)
+    with pytest.raises(TypeError, match="chord_gap"):
+        TrainConfig(chord_gap="2")
 
 
 def test_routes_put_the_unseen_time_on_the_arc():
@@ -188,3 +194,80 @@ def test_least_action_speed_moves_a_growing_population_early():
                               [0.0, 0.5, 1.0])
         assert abs(float(x[1][:, 0].mean()) - frac) < 0.05, (speed, float(x[1][:, 0].mean()))
         assert abs(float(x[2][:, 0].mean()) - 1.0) < 0.05
+
+
+def _explicit_route(r: GraphRoutes, graph_pred: np.ndarray, zi: np.ndarray, zj: np.ndarray,
+                    a: int, b: int, s: float) -> tuple[np.ndarray, np.ndarray, bool]:
+    """One route the slow way: its landmark path walked node by node, the cells replacing the
+    end landmarks, the point at arc length ``s`` of the polyline and the unit tangent there."""
+    nodes = [b]
+    while nodes[-1] != a and graph_pred[a, nodes[-1]] >= 0:
+        nodes.append(int(graph_pred[a, nodes[-1]]))
+    if nodes[-1] != a or a == b:
+        return zi + s * (zj - zi), zj - zi, False
+    pts = np.array([zi, *r.zl[nodes[::-1][1:-1]], zj])
+    seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
+    chord = float(np.linalg.norm(zj - zi))
+    total = float(seg.sum())
+    if not (total > 0 and total <= r.max_detour * chord + 1e-12
+            and seg.max() <= r.max_hop * chord):
+        return zi + s * (zj - zi), zj - zi, False
+    target, cum = s * total, np.concatenate([[0.0], np.cumsum(seg)])
+    q = int(np.clip((cum[1:] < target).sum(), 0, len(seg) - 1))
+    frac = (target - cum[q]) / seg[q] if seg[q] > 0 else 0.0
+    tangent = (pts[q + 1] - pts[q]) / seg[q] if seg[q] > 0 else np.zeros_like(zi)
+    return pts[q] + frac * (pts[q + 1] - pts[q]), total * tangent, True
+
+
+def test_routes_agree_with_paths_walked_node_by_node():
+    """The route lengths and points of the pointer-jumping tables equal those of the explicit
+    polylines, on a noisy arc (most pairs follow a route) and a blob (most keep the chord)."""
+    from scipy.sparse.csgraph import shortest_path
+
+    rng = np.random.default_rng(3)
+    for cells in (_arc(500, noise=0.03, seed=1), rng.standard_normal((400, 3))):
+        half = len(cells) // 2
+        r = GraphRoutes([cells[:half], cells[half:]], n_neighbors=6)
+        # the graph's own predecessors, recomputed
+        _, pred = shortest_path(r._graph, method="D", directed=False, return_predecessors=True)
+        i = torch.as_tensor(rng.integers(0, half, 300))
+        j = torch.as_tensor(rng.integers(0, len(cells) - half, 300))
+        s = torch.as_tensor(rng.random(300))
+        x, u = r.interpolate(0, i, 1, j, s, dt=1.0)
+        followed = 0
+        for n in range(300):
+            zi, zj = r.z[0][int(i[n])], r.z[1][int(j[n])]
+            a, b = int(r.nearest[0][int(i[n])]), int(r.nearest[1][int(j[n])])
+            point, vel, follow = _explicit_route(r, pred, zi, zj, a, b, float(s[n]))
+            followed += follow
+            np.testing.assert_allclose((x[n].numpy() - r.mu) @ r.P.T, point, atol=1e-9)
+            np.testing.assert_allclose(u[n].numpy() @ r.P.T, vel, atol=1e-9)
+        assert r.detour_share(0, i, 1, j) == pytest.approx(followed / 300)
+        assert 0 < followed < 300
+
+
+def test_chord_gap_keeps_chords_inside_a_cloud_and_routes_across_a_bend():
+    """With ``chord_gap`` a pair follows its route only where the chord leaves the cells: across
+    the empty inside of a thin half circle every route is kept (the same points as without the
+    rule); inside a broad Gaussian cloud the chords are kept."""
+    arc = _arc(600, noise=0.02, seed=2)
+    ends_i = torch.arange(0, 60)  # first snapshot: the start of the arc
+    ends_j = torch.arange(240, 300)  # second snapshot: its end
+    plain = GraphRoutes([arc[:300], arc[300:]], n_neighbors=6)
+    gated = GraphRoutes([arc[:300], arc[300:]], n_neighbors=6, chord_gap=2.0)
+    s = torch.rand(60, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert gated.detour_share(0, ends_i, 1, ends_j) == plain.detour_share(0, ends_i, 1, ends_j) == 1
+    torch.testing.assert_close(gated.interpolate(0, ends_i, 1, ends_j, s, dt=1.0),
+                               plain.interpolate(0, ends_i, 1, ends_j, s, dt=1.0))
+    blob = np.random.default_rng(4).standard_normal((600, 2))
+    i, j = torch.arange(200), torch.arange(200)
+    plain = GraphRoutes([blob[:300], blob[300:]], n_neighbors=8)
+    gated = GraphRoutes([blob[:300], blob[300:]], n_neighbors=8, chord_gap=2.0)
+    assert plain.detour_share(0, i, 1, j) > 0.3
+    assert gated.detour_share(0, i, 1, j) < 0.05
+    x, u = gated.interpolate(0, i, 1, j, s.repeat(4)[:200], dt=1.0)
+    kept = ~torch.as_tensor(gated._routes(0, i, 1, j)[-1])
+    x0, x1 = torch.as_tensor(blob[:200]), torch.as_tensor(blob[300:500])
+    torch.testing.assert_close(u[kept], (x1 - x0)[kept])
+    with pytest.raises(ValueError, match="chord_gap must be positive"):
+        GraphRoutes([blob[:300], blob[300:]], chord_gap=0.0)

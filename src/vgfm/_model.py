@@ -500,6 +500,7 @@ class VGFM:
             stored.setdefault("coupling_momentum", 0.0)  # before the momentum option
             stored.setdefault("stiffened_targets", "plan")  # before shrunk targets
             stored.setdefault("growth_noise_test", None)  # before the noise test
+            stored.setdefault("chord_gap", None)  # routes before the gap rule: every pair
             cfg = TrainConfig(**stored)
             info = json.loads(str(d["info"])) if info is None else dict(info)
             fingerprint = json.loads(str(d.get("fingerprint") or "{}")) or None

@@ -27,7 +27,12 @@ in the leading principal directions of the data:
   information), when one hop of the route is longer than ``max_hop`` times the chord (the route
   jumps a gap where no cell was observed, e.g. between two snapshots that do not overlap, and
   would only add a detour through the clouds on either side: a route is followed where the
-  observed cells cover the way), or when the two landmarks are not connected.
+  observed cells cover the way), or when the two landmarks are not connected;
+* with ``chord_gap``, a pair also keeps the chord unless the chord *leaves* the cells: at a
+  quarter, half or three quarters of the way between the two landmarks, the distance to the
+  ``n_neighbors``-th nearest landmark exceeds ``chord_gap`` times the same distance at either
+  end.  Inside a broad cloud the chord stays where cells are and a route would only pull the
+  pair towards the cloud's dense core; across the inside of a bend it does not.
 
 Routes are computed on at most ``n_landmarks`` cells, so memory is ``O(n_landmarks^2)``
 whatever the number of cells.
@@ -66,6 +71,9 @@ class GraphRoutes:
         Longest route, relative to the chord in the principal coordinates, still followed.
     max_hop
         Longest hop of a followed route, relative to the chord.
+    chord_gap
+        Follow a route only where the chord leaves the cells (see the module docstring);
+        ``None``: wherever the length rules allow.
     generator
         Seeded generator for the landmark subsample.
 
@@ -88,6 +96,7 @@ class GraphRoutes:
     def __init__(self, snapshots: Sequence[np.ndarray | torch.Tensor], *,
                  n_landmarks: int = 2000, n_neighbors: int = 10, rank: int = 10,
                  max_detour: float = 2.0, max_hop: float = 0.5,
+                 chord_gap: float | None = None,
                  generator: torch.Generator | None = None):
         xs = [np.asarray(s.detach().cpu().numpy() if isinstance(s, torch.Tensor) else s,
                          dtype=np.float64) for s in snapshots]
@@ -121,48 +130,170 @@ class GraphRoutes:
         # for several short ones through dense regions, so routes follow where cells are
         graph = coo_matrix((dist[:, 1:].ravel() ** 2 + 1e-12, (rows, idx[:, 1:].ravel())),
                            shape=(m, m)).tocsr()
-        self.dist, pred = shortest_path(graph, method="D", directed=False,
-                                        return_predecessors=True)
-        self.pred = pred.astype(np.int64)
+        self._graph = graph
+        self._tree, self._k = tree, k - 1
+        self._radius = dist[:, -1]  # distance to the n_neighbors-th other landmark
+        if chord_gap is not None and not chord_gap > 0:
+            raise ValueError(f"chord_gap must be positive or None, got {chord_gap!r}")
+        self.chord_gap = None if chord_gap is None else float(chord_gap)
+        # per pair of landmarks: 2 where their chord leaves the cells, 1 where not, 0 unknown
+        self._leaves = None if chord_gap is None else np.zeros((m, m), dtype=np.int8)
+        # the shortest-path tables, one row per landmark a route starts from, filled the first
+        # time a route from it is asked for (np.zeros: rows never filled take no memory)
+        self._done = np.zeros(m, dtype=bool)
+        self.pred = np.zeros((m, m), dtype=np.int32)
+        self.arc = np.zeros((m, m))
+        self.hop = np.zeros((m, m), dtype=np.float32)
+        self.first = np.zeros((m, m), dtype=np.int32)
         self.nearest = [tree.query(z, k=1)[1].astype(np.int64) for z in self.z]
         logger.debug("routes: %d landmarks, rank %d", m, self.P.shape[0])
 
-    def _paths(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Landmark paths ``a -> b`` as ``(B, H)`` node indices (short paths padded with ``a``
-        at the start; an unreachable pair is ``b`` throughout)."""
-        cur = b.copy()
-        back = [cur]
-        active = (cur != a) & np.isfinite(self.dist[a, b])
-        while active.any():
-            nxt = np.where(active, self.pred[a, np.where(active, cur, a)], cur)
-            cur = np.where(active, nxt, cur)
-            back.append(cur.copy())
-            active = active & (cur != a)
-        return np.stack(back[::-1], 1)
+    def _tree_rows(self, a: np.ndarray) -> None:
+        """Fill the tables' rows of the landmarks ``a`` that have none yet.
 
-    def _points(self, nodes: np.ndarray, a: np.ndarray, b: np.ndarray, zi: np.ndarray,
-                zj: np.ndarray) -> np.ndarray:
-        """Route points ``(B, H, r)``: the cells themselves replace their nearest landmarks
-        (``a`` pads the start of a short path, ``b`` ends it)."""
-        pts = self.zl[nodes]
-        pts = np.where((nodes == a[:, None])[:, :, None], zi[:, None, :], pts)
-        return np.where((nodes == b[:, None])[:, :, None], zj[:, None, :], pts)
+        Per pair ``(a, v)``, along the shortest path from ``a`` to ``v``: the predecessor of
+        ``v`` (``pred``), the path's Euclidean length ``arc`` (``inf`` when not connected), its
+        longest hop after the first (``hop``) and the node after ``a`` (``first``).  The paths
+        from one landmark form a tree; each quantity is accumulated towards the root by pointer
+        jumping (every node's sum over the next ``2^r`` edges towards ``a``, then the ancestor
+        ``2^r`` edges up), so a row takes ``log2`` of its longest path passes, and a route
+        needs no walk along its nodes except to place a point on it.
+        """
+        roots = np.unique(a[~self._done[a]])
+        if len(roots) == 0:
+            return
+        m, n = len(self.zl), len(roots)
+        dist, pred = shortest_path(self._graph, method="D", directed=False,
+                                   return_predecessors=True, indices=roots)
+        dist, pred = dist.reshape(n, m), pred.reshape(n, m)
+        # the root, and a node the root does not reach, point to themselves
+        anc = np.where(pred < 0, np.arange(m)[None, :], pred).astype(np.int64)
+        edge = np.empty((n, m))
+        for lo in range(0, n, 64):  # (64, m, rank) at a time
+            edge[lo : lo + 64] = np.linalg.norm(self.zl[None, :, :] - self.zl[anc[lo : lo + 64]],
+                                                axis=2)
+        arc = edge.ravel()
+        hop = np.where(anc == roots[:, None], 0.0, edge).ravel()  # the first edge left out
+        first = np.broadcast_to(np.arange(m)[None, :], (n, m)).ravel().copy()
+        offset = np.repeat(np.arange(n) * m, m)  # flat index of each row's start
+        flat = anc.ravel() + offset
+        while True:
+            up = anc.ravel()[flat]  # the ancestor twice as far up (the root stays the root)
+            done = up == anc.ravel()
+            if done.all():
+                break
+            arc = arc + arc[flat]
+            hop = np.maximum(hop, hop[flat])
+            first = np.where(done, first, first[flat])
+            anc = up.reshape(n, m)
+            flat = up + offset
+        arc = arc.reshape(n, m)
+        arc[~np.isfinite(dist)] = np.inf
+        self.pred[roots] = pred
+        self.arc[roots] = arc
+        self.hop[roots] = hop.reshape(n, m)
+        self.first[roots] = first.reshape(n, m)
+        self._done[roots] = True
 
     def _routes(self, k0: int, i: torch.Tensor, k1: int, j: torch.Tensor) -> tuple[np.ndarray, ...]:
-        """Principal coordinates of the cells, route points, segment lengths, route lengths and
-        which pairs follow their route (see the module docstring for when the chord is kept)."""
+        """The routes of pairs ``(k0, i) -> (k1, j)`` and which pairs follow them (see the module
+        docstring for when the chord is kept).
+
+        A route runs ``z_i -> z_{p_1} -> ... -> z_{p_m} -> z_j``: the cells themselves replace
+        the end landmarks ``a`` and ``b`` of the graph path.  Returns the principal coordinates
+        of the cells, ``a``, ``p_1``, ``p_m``, the lengths of the first and last segments and
+        of the landmark part, the route lengths and the ``follow`` mask.
+        """
         ii, jj = i.cpu().numpy(), j.cpu().numpy()
         zi, zj = self.z[k0][ii], self.z[k1][jj]
         a, b = self.nearest[k0][ii], self.nearest[k1][jj]
-        pts = self._points(self._paths(a, b), a, b, zi, zj)
-        # repeated nodes (padding) are zero-length segments
-        seg = np.linalg.norm(np.diff(pts, axis=1), axis=2)  # (B, H-1)
-        total = seg.sum(1)
-        chord = np.linalg.norm(zj - zi, axis=1)
-        follow = (np.isfinite(self.dist[a, b]) & (a != b) & (total > 0)
-                  & (total <= self.max_detour * chord + 1e-12)
-                  & (seg.max(1, initial=0.0) <= self.max_hop * chord))
-        return zi, zj, pts, seg, total, follow
+        n = len(a)
+        pm, p1 = a.copy(), a.copy()
+        first_len, inner, last_len, total = (np.zeros(n) for _ in range(4))
+        follow = a != b
+        if self.chord_gap is not None and follow.any():
+            follow[follow] = self._chord_leaves(a[follow], b[follow])
+        if not follow.any():
+            return zi, zj, a, p1, pm, first_len, inner, last_len, total, follow
+        c = np.flatnonzero(follow)
+        ac, bc = a[c], b[c]
+        self._tree_rows(ac)
+        pmc = self.pred[ac, bc].astype(np.int64)  # the node before b (a when an edge joins them)
+        pmc = np.where(pmc < 0, ac, pmc)  # not connected
+        p1c = self.first[ac, pmc].astype(np.int64)
+        with np.errstate(invalid="ignore"):
+            inner[c] = self.arc[ac, pmc] - self.arc[ac, p1c]
+            first_len[c] = np.linalg.norm(self.zl[p1c] - zi[c], axis=1)
+            last_len[c] = np.linalg.norm(zj[c] - self.zl[pmc], axis=1)
+            total[c] = first_len[c] + inner[c] + last_len[c]
+            longest = np.maximum(np.maximum(first_len[c], last_len[c]), self.hop[ac, pmc])
+            chord = np.linalg.norm(zj[c] - zi[c], axis=1)
+            # a route of one edge (pm == a) is the chord, which never passes the hop rule
+            follow[c] = (np.isfinite(self.arc[ac, bc]) & (pmc != ac) & (total[c] > 0)
+                         & (total[c] <= self.max_detour * chord + 1e-12)
+                         & (longest <= self.max_hop * chord))
+        pm[c], p1[c] = pmc, p1c
+        return zi, zj, a, p1, pm, first_len, inner, last_len, total, follow
+
+    def _chord_leaves(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Whether the chord between landmarks ``a`` and ``b`` crosses a region sparser than
+        both ends: at a quarter, half or three quarters of the way, the distance to the
+        ``n_neighbors``-th nearest landmark exceeds ``chord_gap`` times the larger of the same
+        distance at the two ends.  Computed once per pair of landmarks."""
+        known = self._leaves[a, b]
+        todo = known == 0
+        if todo.any():
+            pairs = np.unique(np.stack([a[todo], b[todo]], 1), axis=0)
+            za, zb = self.zl[pairs[:, 0]], self.zl[pairs[:, 1]]
+            ends = np.maximum(self._radius[pairs[:, 0]], self._radius[pairs[:, 1]])
+            leaves = np.zeros(len(pairs), dtype=bool)
+            for f in (0.25, 0.5, 0.75):
+                d, _ = self._tree.query(za + f * (zb - za), k=self._k)
+                leaves |= np.asarray(d).reshape(len(pairs), -1)[:, -1] > self.chord_gap * ends
+            code = np.where(leaves, 2, 1).astype(np.int8)
+            self._leaves[pairs[:, 0], pairs[:, 1]] = code
+            self._leaves[pairs[:, 1], pairs[:, 0]] = code
+            known = self._leaves[a, b]
+        return known == 2
+
+    def _place(self, a: np.ndarray, p1: np.ndarray, pm: np.ndarray, zi: np.ndarray,
+               zj: np.ndarray, first_len: np.ndarray, inner: np.ndarray,
+               last_len: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Points at arc length ``target`` along routes, and the unit tangents there."""
+        zs = np.empty_like(zi)
+        tangent = np.zeros_like(zi)
+
+        def on_segment(sel, start, end, along, length):
+            frac = np.where(length > 0, along / np.where(length > 0, length, 1.0), 0.0)
+            zs[sel] = start + frac[:, None] * (end - start)
+            tangent[sel] = np.where(length[:, None] > 0,
+                                    (end - start) / np.where(length > 0, length, 1.0)[:, None],
+                                    0.0)
+
+        head = target <= first_len
+        tail = ~head & (target >= first_len + inner)
+        mid = ~head & ~tail
+        if head.any():
+            on_segment(head, zi[head], self.zl[p1[head]], target[head], first_len[head])
+        if tail.any():  # measured back from the cell, so that the route ends exactly on it
+            on_segment(tail, zj[tail], self.zl[pm[tail]], first_len[tail] + inner[tail]
+                       + last_len[tail] - target[tail], last_len[tail])
+            tangent[tail] = -tangent[tail]
+        if mid.any():
+            am = a[mid]
+            # arc length from a at which the point lies, then back from p_m along the path to
+            # the last node not beyond it
+            goal = self.arc[am, p1[mid]] + target[mid] - first_len[mid]
+            cur, nxt = pm[mid].copy(), pm[mid].copy()
+            active = self.arc[am, cur] > goal
+            while active.any():
+                nxt = np.where(active, cur, nxt)
+                cur = np.where(active, self.pred[am, cur], cur)
+                active = active & (self.arc[am, cur] > goal)
+            start_arc = self.arc[am, cur]
+            on_segment(mid, self.zl[cur], self.zl[nxt], goal - start_arc,
+                       self.arc[am, nxt] - start_arc)
+        return zs, tangent
 
     def interpolate(self, k0: int, i: torch.Tensor, k1: int, j: torch.Tensor, s: torch.Tensor,
                     *, dt: float, x0: torch.Tensor | None = None,
@@ -174,23 +305,15 @@ class GraphRoutes:
         their dtype and device.
         """
         sv = s.detach().cpu().numpy().astype(np.float64).reshape(-1)
-        zi, zj, pts, seg, total, bend = self._routes(k0, i, k1, j)
+        zi, zj, a, p1, pm, first_len, inner, last_len, total, bend = self._routes(k0, i, k1, j)
         base_z = (1 - sv)[:, None] * zi + sv[:, None] * zj
         zs, dz = base_z.copy(), zj - zi
         if bend.any():
-            sb, pb, tb = seg[bend], pts[bend], total[bend]
-            cum = np.concatenate([np.zeros((len(sb), 1)), np.cumsum(sb, 1)], 1)
-            target = sv[bend] * tb
-            q = np.clip((cum[:, 1:] < target[:, None]).sum(1), 0, sb.shape[1] - 1)
-            r = np.arange(len(sb))
-            # skip zero-length segments (repeated end points) at the target arc length
-            length = sb[r, q]
-            frac = np.where(length > 0, (target - cum[r, q]) / np.where(length > 0, length, 1), 0)
-            start, end = pb[r, q], pb[r, q + 1]
-            zs[bend] = start + frac[:, None] * (end - start)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                tangent = np.where(length[:, None] > 0, (end - start) / length[:, None], 0.0)
-            dz[bend] = tb[:, None] * tangent
+            pts, tangent = self._place(a[bend], p1[bend], pm[bend], zi[bend], zj[bend],
+                                       first_len[bend], inner[bend], last_len[bend],
+                                       sv[bend] * total[bend])
+            zs[bend] = pts
+            dz[bend] = total[bend][:, None] * tangent
         dev_z = zs - base_z
         dvel_z = dz - (zj - zi)
         ref = x0 if x0 is not None else s

@@ -382,7 +382,8 @@ def train_score(
     # the bridge's mean follows the velocity's interpolant (path and speed), so that between
     # snapshots the score describes the population the flow transports
     opts = dict(options or {})
-    routes = ([GraphRoutes(snaps[k : k + 2], generator=gen) for k in range(len(snaps) - 1)]
+    routes = ([GraphRoutes(snaps[k : k + 2], generator=gen, chord_gap=opts.get("chord_gap"))
+               for k in range(len(snaps) - 1)]
               if opts.get("interpolant") == "routes" else None)
     least_action = opts.get("interpolant_speed") == "least_action"
     opt = adam(fld.parameters(), lr=cfg.lr)

@@ -122,13 +122,23 @@ class TrainConfig:
     ode_steps
         Runge-Kutta steps per observed interval.
     interpolant
-        Path between coupled cells that stage 1 regresses the velocity on. ``"linear"`` (default):
-        the straight chord. ``"routes"``: the shortest path through a kNN graph of the cells of the
-        interval's two snapshots in their leading principal directions (:class:`vgfm._core.routes.GraphRoutes`),
-        so that between snapshots cells travel where cells were observed instead of across
-        empty space (chords are kept where the route is more than twice as long or jumps a
-        gap). It follows thin, curved trajectories but pulls paths towards the dense core of
-        broad clouds, so it is not the default (measurements in ``docs/method.md``).
+        Path between coupled cells that stage 1 regresses the velocity on. ``"routes"``
+        (default): where the chord between two coupled cells crosses a region much sparser
+        than both cells' neighbourhoods (``chord_gap``), the pair travels the shortest path
+        through a kNN graph of the cells of the interval's two snapshots in their leading
+        principal directions (:class:`vgfm._core.routes.GraphRoutes`), so that between
+        snapshots cells travel where cells were observed instead of across the empty inside
+        of a bend; every other pair keeps its chord (also where the route is more than twice
+        as long or jumps a gap). ``"linear"``: the straight chord for every pair (the
+        default before routes; ``method="otcfm"`` with it is the published OT-CFM).
+    chord_gap
+        With ``interpolant="routes"``: a pair follows its route only when, at a quarter, half
+        or three quarters of the way, the chord between the graph nodes nearest the two cells
+        is farther from its 10th nearest node than ``chord_gap`` times the same distance at
+        either end, i.e. the chord leaves the cells.  ``None``: every pair whose route passes
+        the length rules follows it, which also pulls pairs inside broad clouds towards their
+        dense cores (iPSC's spread and fit suffer).  Measured on the whole benchmark suite in
+        ``docs/method.md``, "Routes where the chord leaves the cells".
     interpolant_speed
         How fast a cell travels along its path. ``"least_action"`` (default): a cell whose
         mass grows by ``exp(g dt)`` over the interval moves with the least mass-weighted
@@ -285,7 +295,8 @@ class TrainConfig:
     ode_steps: int = 3
     stage2_loss: str = "auto"
     coupling_geometry: str = "euclidean"
-    interpolant: str = "linear"
+    interpolant: str = "routes"
+    chord_gap: float | None = 1.5
     interpolant_speed: str = "least_action"
     growth_form: str = "xt"
     input_frame: str = "global"
@@ -360,9 +371,9 @@ _CONFIG_RULES: tuple[tuple[str, type, float, bool], ...] = (
     ("val_particles", int, 2, True), ("val_targets", int, 1, True), ("ode_steps", int, 1, True),
     ("coupling_block", int, 2, True), ("coupling_max_blocks", int, 1, True),
     ("growth_test", float, 0.0, False), ("coupling_momentum", float, 0.0, True),
-    ("growth_noise_test", float, 0.0, True),
+    ("growth_noise_test", float, 0.0, True), ("chord_gap", float, 0.0, False),
 )
-_OPTIONAL = frozenset({"stage2_growth_lr", "growth_test", "growth_noise_test"})
+_OPTIONAL = frozenset({"stage2_growth_lr", "growth_test", "growth_noise_test", "chord_gap"})
 STAGE2_LOSSES = ("auto", "w1", "energy")
 #: ``stiffened_targets`` values of :class:`TrainConfig`.
 STIFFENED_TARGETS = ("plan", "shrunk")
@@ -1117,7 +1128,7 @@ def train(
     # ---- stage 1 ---------------------------------------------------------------------------
     routes = None
     if cfg.interpolant == "routes":  # one graph per interval, of its two snapshots' cells
-        routes = [GraphRoutes(tr_snaps[k : k + 2], generator=gen)
+        routes = [GraphRoutes(tr_snaps[k : k + 2], generator=gen, chord_gap=cfg.chord_gap)
                   for k in range(len(tr_snaps) - 1)]
     s1 = _Stage1Loss(tr_snaps, tr_times, couplings, cfg.sigma * scale, cfg.batch_size,
                      center, scale, t_span, growth, routes=routes,
