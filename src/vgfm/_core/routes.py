@@ -243,16 +243,32 @@ class GraphRoutes:
         known = self._leaves[a, b]
         todo = known == 0
         if todo.any():
-            pairs = np.unique(np.stack([a[todo], b[todo]], 1), axis=0)
-            za, zb = self.zl[pairs[:, 0]], self.zl[pairs[:, 1]]
-            ends = np.maximum(self._radius[pairs[:, 0]], self._radius[pairs[:, 1]])
-            leaves = np.zeros(len(pairs), dtype=bool)
-            for f in (0.25, 0.5, 0.75):
-                d, _ = self._tree.query(za + f * (zb - za), k=self._k)
-                leaves |= np.asarray(d).reshape(len(pairs), -1)[:, -1] > self.chord_gap * ends
+            m = len(self.zl)
+            key = np.unique(a[todo] * m + b[todo])
+            pa, pb = key // m, key % m
+            za, zb = self.zl[pa], self.zl[pb]
+            ends = np.maximum(self._radius[pa], self._radius[pb])
+            span = np.linalg.norm(zb - za, axis=1)
+            leaves = np.zeros(len(key), dtype=bool)
+            for f in (0.5, 0.25, 0.75):
+                # the distance to the k-th nearest landmark grows by at most the distance
+                # moved, so a point this close to an end cannot be farther than the bound
+                ask = ~leaves & (min(f, 1 - f) * span + ends > self.chord_gap * ends)
+                idx = np.flatnonzero(ask)
+                # queried in groups of similar bound, each searched no farther than its
+                # largest bound (a neighbour beyond it is returned as inf: it leaves)
+                bound = self.chord_gap * ends[idx]
+                idx, bound = idx[np.argsort(bound)], np.sort(bound)
+                for part in np.array_split(np.arange(len(idx)), min(8, max(len(idx), 1))):
+                    if len(part) == 0:
+                        continue
+                    q = idx[part]
+                    d, _ = self._tree.query(za[q] + f * (zb[q] - za[q]), k=self._k,
+                                            distance_upper_bound=float(bound[part[-1]]) * 1.0001)
+                    leaves[q] = np.asarray(d).reshape(len(q), -1)[:, -1] > bound[part]
             code = np.where(leaves, 2, 1).astype(np.int8)
-            self._leaves[pairs[:, 0], pairs[:, 1]] = code
-            self._leaves[pairs[:, 1], pairs[:, 0]] = code
+            self._leaves[pa, pb] = code
+            self._leaves[pb, pa] = code
             known = self._leaves[a, b]
         return known == 2
 
