@@ -137,8 +137,8 @@ class TrainConfig:
         is farther from its 10th nearest node than ``chord_gap`` times the same distance at
         either end, i.e. the chord leaves the cells.  ``None``: every pair whose route passes
         the length rules follows it, which also pulls pairs inside broad clouds towards their
-        dense cores (iPSC's spread and fit suffer).  Measured on the whole benchmark suite in
-        ``docs/method.md``, "Routes where the chord leaves the cells".
+        dense cores (their predicted spread and fit suffer).  Measured on the whole benchmark
+        suite in ``docs/method.md``, "Routes where the chord leaves the cells".
     interpolant_speed
         How fast a cell travels along its path. ``"least_action"`` (default): a cell whose
         mass grows by ``exp(g dt)`` over the interval moves with the least mass-weighted
@@ -214,9 +214,9 @@ class TrainConfig:
         ``None`` (default): no such test. Ignored with a growth prior. ``3`` (on the
         growth-free generators the ratio stayed at or below 3.0, mostly below 1; intervals
         whose cells grow differently mostly gave 4 to 400) removed the false growth of every
-        growth-free generator of the benchmarks but made left-out time points of simulation
-        gene worse (mean W1 0.090 -> 0.102) and took 1.3-1.4x the default's fit time on
-        simulation gene and dyngen; measurements in ``docs/method.md``, "Growth told from
+        growth-free generator of the benchmarks but made left-out time points worse where
+        real growth differences were weak (mean W1 0.090 -> 0.102 on one benchmark) and took
+        1.3-1.4x the default's fit time; measurements in ``docs/method.md``, "Growth told from
         sampling noise".
     bound_growth
         After stage 1, bound the growth rate on each interval by the smallest and largest
