@@ -148,6 +148,27 @@ class TestSemiRelaxedSinkhorn:
         np.testing.assert_allclose(plan, ref, rtol=1e-4, atol=1e-9)
         np.testing.assert_allclose(plan.sum(1), ref.sum(1), rtol=1e-4)
 
+    @pytest.mark.parametrize("reg_m", [0.5, float("inf")])
+    def test_eps_scaling_reaches_the_plan_of_the_plain_iteration(self, reg_m):
+        # small reg, where the coarse-to-fine start matters: the same plan as iterating at reg
+        # from 0, and (relaxed case) as POT's unbalanced Sinkhorn, both to the tolerance
+        cost, a, b = _random_problem(n=60, m=80, r0=1.0, r1=1.6 if math.isfinite(reg_m) else 1.0,
+                                     seed=3)
+        c, a_t, b_t = _t(cost / cost.max(), a, b)
+        tight = {"tol": 1e-11, "max_iter": 200_000}
+        plain = semi_relaxed_sinkhorn(c, a_t, b_t, 0.01, reg_m, eps_steps=(), **tight)
+        scaled = semi_relaxed_sinkhorn(c, a_t, b_t, 0.01, reg_m, **tight)
+        torch.testing.assert_close(scaled, plain, rtol=1e-6, atol=1e-12)
+        torch.testing.assert_close(scaled.sum(0), b_t, rtol=1e-10, atol=0)  # hard target
+        if math.isfinite(reg_m):
+            ref = ot.unbalanced.sinkhorn_unbalanced(
+                a, b, cost / cost.max(), 0.01, reg_m=(reg_m, float("inf")),
+                method="sinkhorn", numItermax=200_000, stopThr=1e-14)
+            np.testing.assert_allclose(scaled.numpy().sum(1), ref.sum(1), rtol=1e-5)
+        # at the default tolerance the two starts differ by no more than the tolerance allows
+        d = semi_relaxed_sinkhorn(c, a_t, b_t, 0.01, reg_m)
+        assert float((d - plain).abs().sum() / plain.sum()) < 1e-4
+
     def test_per_row_reg_m_equal_rows_match_scalar(self):
         cost, a, b = _random_problem(r0=1.0, r1=1.6)
         plan = semi_relaxed_sinkhorn(*_t(cost, a, b), 0.05, 0.5)

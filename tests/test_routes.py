@@ -271,3 +271,29 @@ def test_chord_gap_keeps_chords_inside_a_cloud_and_routes_across_a_bend():
     torch.testing.assert_close(u[kept], (x1 - x0)[kept])
     with pytest.raises(ValueError, match="chord_gap must be positive"):
         GraphRoutes([blob[:300], blob[300:]], chord_gap=0.0)
+
+
+@pytest.mark.parametrize("kind", ["arc", "blob"])
+def test_chord_gap_decisions_agree_with_brute_force(kind):
+    """The gap rule's pruned, bounded searches decide every landmark pair as the rule's
+    definition does, computed here by sorting all distances: at 1/4, 1/2 or 3/4 of the way the
+    distance to the n_neighbors-th nearest landmark exceeds chord_gap times the larger of the
+    distances from the two ends to their n_neighbors-th other landmark."""
+    rng = np.random.default_rng(7)
+    pts = _arc(500, noise=0.03, seed=5) if kind == "arc" else rng.standard_normal((500, 3))
+    k, gap = 6, 1.5
+    r = GraphRoutes([pts[:250], pts[250:]], n_neighbors=k, chord_gap=gap)
+    m = len(r.zl)
+    a = rng.integers(0, m, 4000)
+    b = rng.integers(0, m, 4000)
+    got = r._chord_leaves(a, b)
+    d_ll = np.sqrt(((r.zl[:, None, :] - r.zl[None, :, :]) ** 2).sum(-1))
+    ends = np.maximum(np.sort(d_ll, 1)[:, k][a], np.sort(d_ll, 1)[:, k][b])
+    want = np.zeros(len(a), dtype=bool)
+    for f in (0.25, 0.5, 0.75):
+        p = r.zl[a] + f * (r.zl[b] - r.zl[a])
+        kth = np.sort(np.sqrt(((p[:, None, :] - r.zl[None, :, :]) ** 2).sum(-1)), 1)[:, k - 1]
+        want |= kth > gap * ends
+    assert 0 < want.sum() < len(a) if kind == "arc" else want.sum() < len(a)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(r._chord_leaves(b, a), want)  # symmetric, from the cache

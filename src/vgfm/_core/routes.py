@@ -133,6 +133,9 @@ class GraphRoutes:
         self._graph = graph
         self._tree, self._k = tree, k - 1
         self._radius = dist[:, -1]  # distance to the n_neighbors-th other landmark
+        # the distance from a landmark to its n_neighbors-th nearest landmark, itself included
+        # (what the gap rule's query measures at a point)
+        self._own_radius = dist[:, max(k - 2, 0)]
         if chord_gap is not None and not chord_gap > 0:
             raise ValueError(f"chord_gap must be positive or None, got {chord_gap!r}")
         self.chord_gap = None if chord_gap is None else float(chord_gap)
@@ -250,22 +253,32 @@ class GraphRoutes:
             ends = np.maximum(self._radius[pa], self._radius[pb])
             span = np.linalg.norm(zb - za, axis=1)
             leaves = np.zeros(len(key), dtype=bool)
+            # the distance to the k-th nearest landmark is 1-Lipschitz: at a point p it is at
+            # most |p - l| + (the same distance at any landmark l), so a point close to an end,
+            # or close to some landmark whose k nearest are close, cannot leave
+            own = self._own_radius
             for f in (0.5, 0.25, 0.75):
-                # the distance to the k-th nearest landmark grows by at most the distance
-                # moved, so a point this close to an end cannot be farther than the bound
-                ask = ~leaves & (min(f, 1 - f) * span + ends > self.chord_gap * ends)
+                ask = ~leaves & (np.minimum(own[pa] + f * span, own[pb] + (1 - f) * span)
+                                 > self.chord_gap * ends)
                 idx = np.flatnonzero(ask)
-                # queried in groups of similar bound, each searched no farther than its
-                # largest bound (a neighbour beyond it is returned as inf: it leaves)
+                if len(idx) == 0:
+                    continue
+                pts = za[idx] + f * (zb[idx] - za[idx])
                 bound = self.chord_gap * ends[idx]
-                idx, bound = idx[np.argsort(bound)], np.sort(bound)
+                # any landmark gives the bound, so an approximate nearest one (eps) will do
+                near, at = self._tree.query(pts, k=1, eps=1.0)
+                unsure = near + own[at] >= bound * (1 - 1e-9)
+                idx, pts, bound = idx[unsure], pts[unsure], bound[unsure]
+                # the rest are queried in groups of similar bound, each searched no farther
+                # than its largest bound (a neighbour beyond it is returned as inf: it leaves)
+                order = np.argsort(bound)
+                idx, pts, bound = idx[order], pts[order], bound[order]
                 for part in np.array_split(np.arange(len(idx)), min(8, max(len(idx), 1))):
                     if len(part) == 0:
                         continue
-                    q = idx[part]
-                    d, _ = self._tree.query(za[q] + f * (zb[q] - za[q]), k=self._k,
+                    d, _ = self._tree.query(pts[part], k=self._k,
                                             distance_upper_bound=float(bound[part[-1]]) * 1.0001)
-                    leaves[q] = np.asarray(d).reshape(len(q), -1)[:, -1] > bound[part]
+                    leaves[idx[part]] = np.asarray(d).reshape(len(part), -1)[:, -1] > bound[part]
             code = np.where(leaves, 2, 1).astype(np.int8)
             self._leaves[pa, pb] = code
             self._leaves[pb, pa] = code

@@ -43,14 +43,42 @@ def _lse_matvec(
     e = torch.exp(h - hmax)
     s = kernel.T @ e if dim == 0 else kernel @ e
     out = torch.log(s) + hmax
-    bad = ~(s > 1e-280) | ~torch.isfinite(s)
-    if bool(bad.any()):
-        idx = bad.nonzero().squeeze(1)
+    lo, hi = torch.aminmax(s)  # one pass; NaN fails both tests and takes the exact path
+    if not (float(lo) > 1e-280 and float(hi) < math.inf):
+        idx = (~(s > 1e-280) | ~torch.isfinite(s)).nonzero().squeeze(1)
         if dim == 0:
             out[idx] = torch.logsumexp(neg_c[:, idx] + h[:, None], dim=0)
         else:
             out[idx] = torch.logsumexp(neg_c[idx] + h[None, :], dim=1)
     return out
+
+
+#: Default multiples of ``reg`` solved first (epsilon scaling, :func:`semi_relaxed_sinkhorn`).
+EPS_STEPS = (10.0, 3.0)
+
+
+def _iterate(cost: torch.Tensor, log_a: torch.Tensor, log_b: torch.Tensor, f: torch.Tensor,
+             reg: float, reg_m: float | torch.Tensor, max_iter: int, tol: float) -> torch.Tensor:
+    """Sinkhorn iterations at regularisation ``reg`` from the source potential ``f``; returns
+    the source potential once it changes by less than ``tol * reg`` over an iteration."""
+    if torch.is_tensor(reg_m) and reg_m.dim() > 0:
+        fi = reg_m / (reg_m + reg)
+    else:
+        fi = 1.0 if math.isinf(reg_m) else reg_m / (reg_m + reg)
+    neg_c = -cost / reg
+    kernel = torch.exp(neg_c)  # the log-sum-exps below are matrix-vector products with it
+    scale_f = -fi * reg  # the same product as -fi * reg * lse, computed once
+    for it in range(max_iter):
+        # target marginal is hard: exact column scaling
+        g = -reg * _lse_matvec(kernel, neg_c, f / reg + log_a, dim=0)
+        f_new = scale_f * _lse_matvec(kernel, neg_c, g / reg + log_b, dim=1)
+        err = (f_new - f).abs().max().item() / reg if it % 10 == 0 else math.inf
+        f = f_new
+        if err < tol:
+            break
+    else:
+        logger.debug("semi-relaxed Sinkhorn stopped after %d iterations (reg %g)", max_iter, reg)
+    return f
 
 
 def semi_relaxed_sinkhorn(
@@ -64,6 +92,7 @@ def semi_relaxed_sinkhorn(
     tol: float = 1e-5,
     init: torch.Tensor | None = None,
     return_potential: bool = False,
+    eps_steps: tuple[float, ...] = EPS_STEPS,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Log-domain Sinkhorn for semi-relaxed (source-relaxed, target-hard) entropic OT.
 
@@ -92,6 +121,12 @@ def semi_relaxed_sinkhorn(
         point, fewer iterations).
     return_potential
         Also return the source potential ``f`` (to start a similar problem from).
+    eps_steps
+        Without ``init``, the problem is first solved with the regularisation ``reg``
+        multiplied by each of these factors in turn (tolerance ``max(tol, 1e-3)``), each
+        solve starting from the potential of the one before, and then with ``reg`` itself
+        (epsilon scaling: the same fixed point, reached in about half the iterations when
+        ``reg`` is small).  ``()`` starts at ``reg`` from 0.
 
     Returns
     -------
@@ -114,28 +149,18 @@ def semi_relaxed_sinkhorn(
             raise ValueError(
                 f"per-row reg_m must hold {len(a)} positive finite values, got shape "
                 f"{tuple(reg_m.shape)}")
-        fi = reg_m / (reg_m + reg)
     else:
         reg_m = float(reg_m)
         if reg_m <= 0:
             raise ValueError(f"reg_m must be > 0, got {reg_m}")
-        fi = 1.0 if math.isinf(reg_m) else reg_m / (reg_m + reg)
     log_a = a.log()
     log_b = b.log()
     f = torch.zeros_like(a) if init is None else init.to(a).clone()
-    g = torch.zeros_like(b)
+    stages = [] if init is not None else [float(m) * reg for m in eps_steps if float(m) > 1.0]
+    for eps in stages:  # coarse problems first, each starting from the last one's potential
+        f = _iterate(cost, log_a, log_b, f, eps, reg_m, max_iter, max(tol, 1e-3))
+    f = _iterate(cost, log_a, log_b, f, reg, reg_m, max_iter, tol)
     neg_c = -cost / reg
-    kernel = torch.exp(neg_c)  # the log-sum-exps below are matrix-vector products with it
-    for it in range(max_iter):
-        # target marginal is hard: exact column scaling
-        g = -reg * _lse_matvec(kernel, neg_c, f / reg + log_a, dim=0)
-        f_new = -fi * reg * _lse_matvec(kernel, neg_c, g / reg + log_b, dim=1)
-        err = (f_new - f).abs().max().item() / reg if it % 10 == 0 else math.inf
-        f = f_new
-        if err < tol:
-            break
-    else:
-        logger.debug("semi-relaxed Sinkhorn stopped after %d iterations", max_iter)
     g = -reg * torch.logsumexp(neg_c + (f / reg + log_a)[:, None], dim=0)
     plan = torch.exp(neg_c + (f / reg + log_a)[:, None] + (g / reg + log_b)[None, :])
     return (plan, f) if return_potential else plan
