@@ -169,6 +169,26 @@ class TestSemiRelaxedSinkhorn:
         d = semi_relaxed_sinkhorn(c, a_t, b_t, 0.01, reg_m)
         assert float((d - plain).abs().sum() / plain.sum()) < 1e-4
 
+    def test_stiff_rows_converge_within_the_default_iterations(self):
+        # rows 50-500 times stiffer than reg: the common shift of the potentials contracts by
+        # lam / (lam + reg) per plain iteration; with the best shift after every update the
+        # default cap is enough, and the optimum's translation condition holds:
+        # sum_i a_i exp(-f_i / lam_i) = sum_j b_j
+        cost, a, b = _random_problem(n=80, m=90, r0=1.0, r1=1.6, seed=5)
+        c, a_t, b_t = _t(cost / cost.max(), a, b)
+        lam = torch.linspace(0.5, 5.0, len(a), dtype=torch.float64)
+        ref = semi_relaxed_sinkhorn(c, a_t, b_t, 0.01, lam, tol=1e-12, max_iter=400_000)
+        for steps in ((), (10.0, 3.0)):
+            plan, f = semi_relaxed_sinkhorn(c, a_t, b_t, 0.01, lam, eps_steps=steps,
+                                            return_potential=True)
+            growth_err = torch.log(plan.sum(1) / ref.sum(1)).abs().max()
+            assert float(growth_err) < 1e-4
+            mass = torch.sum(a_t * torch.exp(-f / lam))
+            assert float(mass) == pytest.approx(float(b_t.sum()), rel=1e-6)
+        # the initial potential is taken as given: no coarse solves before it
+        warm = semi_relaxed_sinkhorn(c, a_t, b_t, 0.01, lam, init=f, max_iter=1)
+        torch.testing.assert_close(warm, plan, rtol=1e-4, atol=1e-10)
+
     def test_per_row_reg_m_equal_rows_match_scalar(self):
         cost, a, b = _random_problem(r0=1.0, r1=1.6)
         plan = semi_relaxed_sinkhorn(*_t(cost, a, b), 0.05, 0.5)
