@@ -273,15 +273,15 @@ def test_chord_gap_keeps_chords_inside_a_cloud_and_routes_across_a_bend():
         GraphRoutes([blob[:300], blob[300:]], chord_gap=0.0)
 
 
-@pytest.mark.parametrize("kind", ["arc", "blob"])
-def test_chord_gap_decisions_agree_with_brute_force(kind):
+@pytest.mark.parametrize(("kind", "gap"), [("arc", 1.5), ("blob", 1.5), ("blob", 1.0)])
+def test_chord_gap_decisions_agree_with_brute_force(kind, gap):
     """The gap rule's pruned, bounded searches decide every landmark pair as the rule's
     definition does, computed here by sorting all distances: at 1/4, 1/2 or 3/4 of the way the
     distance to the n_neighbors-th nearest landmark exceeds chord_gap times the larger of the
     distances from the two ends to their n_neighbors-th other landmark."""
     rng = np.random.default_rng(7)
     pts = _arc(500, noise=0.03, seed=5) if kind == "arc" else rng.standard_normal((500, 3))
-    k, gap = 6, 1.5
+    k = 6
     r = GraphRoutes([pts[:250], pts[250:]], n_neighbors=k, chord_gap=gap)
     m = len(r.zl)
     a = rng.integers(0, m, 4000)
@@ -294,6 +294,9 @@ def test_chord_gap_decisions_agree_with_brute_force(kind):
         p = r.zl[a] + f * (r.zl[b] - r.zl[a])
         kth = np.sort(np.sqrt(((p[:, None, :] - r.zl[None, :, :]) ** 2).sum(-1)), 1)[:, k - 1]
         want |= kth > gap * ends
-    assert 0 < want.sum() < len(a) if kind == "arc" else want.sum() < len(a)
+    # both decisions occur (inside a Gaussian cloud only with the lower gap: 1.5 leaves
+    # almost no pair, which is the point of the rule)
+    if kind == "arc" or gap < 1.5:
+        assert 100 < want.sum() < len(a) - 100
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(r._chord_leaves(b, a), want)  # symmetric, from the cache
