@@ -58,9 +58,11 @@ EPS_STEPS = (10.0, 3.0)
 
 
 def _iterate(cost: torch.Tensor, log_a: torch.Tensor, log_b: torch.Tensor, f: torch.Tensor,
-             reg: float, reg_m: float | torch.Tensor, max_iter: int, tol: float) -> torch.Tensor:
+             reg: float, reg_m: float | torch.Tensor, max_iter: int,
+             tol: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Sinkhorn iterations at regularisation ``reg`` from the source potential ``f``; returns
-    the source potential once it changes by less than ``tol * reg`` over an iteration.
+    the source potential once it changes by less than ``tol * reg`` over an iteration, and
+    ``-cost / reg``.
 
     With a relaxed source marginal, every source update is followed by the best common shift
     of the potentials (``f + tau``, ``g - tau``: the transport term does not change, and
@@ -91,7 +93,7 @@ def _iterate(cost: torch.Tensor, log_a: torch.Tensor, log_b: torch.Tensor, f: to
             break
     else:
         logger.debug("semi-relaxed Sinkhorn stopped after %d iterations (reg %g)", max_iter, reg)
-    return f
+    return f, neg_c
 
 
 def _best_shift(f: torch.Tensor, log_a: torch.Tensor, log_mass_b: torch.Tensor,
@@ -105,6 +107,7 @@ def _best_shift(f: torch.Tensor, log_a: torch.Tensor, log_mass_b: torch.Tensor,
         phi = torch.logsumexp(z, 0) - log_mass_b
         tau = tau + phi / (torch.softmax(z, 0) / reg_m).sum()  # convex, decreasing in tau
     return tau
+
 
 def semi_relaxed_sinkhorn(
     cost: torch.Tensor,
@@ -187,9 +190,8 @@ def semi_relaxed_sinkhorn(
     f = torch.zeros_like(a) if init is None else init.to(a).clone()
     stages = [] if init is not None else [float(m) * reg for m in eps_steps if float(m) > 1.0]
     for eps in stages:  # coarse problems first, each starting from the last one's potential
-        f = _iterate(cost, log_a, log_b, f, eps, reg_m, max_iter, max(tol, 1e-3))
-    f = _iterate(cost, log_a, log_b, f, reg, reg_m, max_iter, tol)
-    neg_c = -cost / reg
+        f, _ = _iterate(cost, log_a, log_b, f, eps, reg_m, max_iter, max(tol, 1e-3))
+    f, neg_c = _iterate(cost, log_a, log_b, f, reg, reg_m, max_iter, tol)
     g = -reg * torch.logsumexp(neg_c + (f / reg + log_a)[:, None], dim=0)
     plan = torch.exp(neg_c + (f / reg + log_a)[:, None] + (g / reg + log_b)[None, :])
     return (plan, f) if return_potential else plan
