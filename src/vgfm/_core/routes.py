@@ -257,9 +257,13 @@ class GraphRoutes:
             # most |p - l| + (the same distance at any landmark l), so a point close to an end,
             # or close to some landmark whose k nearest are close, cannot leave
             own = self._own_radius
+            # per pair, a landmark near the midpoint and the bound it gives there (inf: none)
+            mid_bound = np.full(len(key), np.inf)
             for f in (0.5, 0.25, 0.75):
-                ask = ~leaves & (np.minimum(own[pa] + f * span, own[pb] + (1 - f) * span)
-                                 > self.chord_gap * ends)
+                # the bounds from the two ends and, a quarter span away, the midpoint's landmark
+                known_bound = np.minimum(np.minimum(own[pa] + f * span, own[pb] + (1 - f) * span),
+                                         (mid_bound + abs(f - 0.5) * span) * (1 + 1e-9))
+                ask = ~leaves & (known_bound > self.chord_gap * ends)
                 idx = np.flatnonzero(ask)
                 if len(idx) == 0:
                     continue
@@ -267,6 +271,8 @@ class GraphRoutes:
                 bound = self.chord_gap * ends[idx]
                 # any landmark gives the bound, so an approximate nearest one (eps) will do
                 near, at = self._tree.query(pts, k=1, eps=1.0)
+                if f == 0.5:
+                    mid_bound[idx] = near + own[at]
                 unsure = near + own[at] >= bound * (1 - 1e-9)
                 idx, pts, bound = idx[unsure], pts[unsure], bound[unsure]
                 # the rest are queried in groups of similar bound, each searched no farther
