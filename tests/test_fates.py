@@ -319,7 +319,7 @@ def test_ensemble_members_hold_back_at_least_a_tenth() -> None:
         cfgs = _member_configs(_Model(val_fraction=own), 0.5, 3, 4.0)
         assert [c.val_fraction for c in cfgs] == [expected] * 3
         # the rest of the member recipe is unchanged: half the steps, reg_m spread 1/4 .. 4
-        assert cfgs[0].stage1_steps == 750
+        assert cfgs[0].stage1_steps == round(TrainConfig().stage1_steps * 0.5)
         np.testing.assert_allclose([c.reg_m for c in cfgs], [0.125, 0.5, 2.0])
 
 
