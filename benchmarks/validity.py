@@ -281,7 +281,8 @@ def _spread_at(xs_k: np.ndarray, lm_k: np.ndarray, y: np.ndarray, seed: int) -> 
     m = np.exp(lm_k.astype(np.float64))
     r = spread(xs_k, y, m, seed=seed)
     return {"variance_ratio": r.variance_ratio, "energy_distance": r.energy_distance,
-            "energy_floor": r.energy_floor, "energy_ratio": r.energy_ratio}
+            "energy_floor": r.energy_floor, "energy_ratio": r.energy_ratio,
+            "off_data_mass": r.off_data_mass}
 
 
 def _progress(msg: str) -> None:
@@ -590,7 +591,7 @@ def _full_block(kind: str, seeds, datasets, data_dir, quick, options) -> dict[st
                 summ["per_time"] = {
                     tk: {k: _stats(r["per_time"][tk][k] for r in ok)
                          for k in ("variance_ratio", "energy_distance", "energy_floor",
-                                   "energy_ratio")}
+                                   "energy_ratio", "off_data_mass")}
                     for tk in ok[0]["per_time"]}
         if kind == "alltime" and name == "gaussian_1000d_regen":
             summ["w1_sampling_floor"] = _gaussian_1000d_w1_floor()
@@ -770,23 +771,26 @@ def format_spread(res: dict[str, Any]) -> str:
     lines = [f"### Spread of the predicted population (seeds {res['seeds']})", "",
              f"target: variance ratio in [{lo}, {hi}] and energy distance <= "
              f"{ENERGY_RATIO_LIMIT} x the two-half floor at every time point (a perfect sample "
-             "of the observed size scores about 0.5 x the floor)", "",
-             "| dataset | time | variance ratio | energy distance | two-half floor | ED / floor |",
-             "|---|---|---|---|---|---|"]
+             "of the observed size scores about 0.5 x the floor); off-data mass: share of the "
+             "predicted mass in empty space (no criterion; about 0.01 for a perfect sample)", "",
+             "| dataset | time | variance ratio | energy distance | two-half floor | ED / floor "
+             "| off-data mass |",
+             "|---|---|---|---|---|---|---|"]
     for name, entry in res["datasets"].items():
         if "skipped" in entry:
-            lines.append(f"| {name} | skipped: data absent | | | | |")
+            lines.append(f"| {name} | skipped: data absent | | | | | |")
             continue
         s = entry["summary"]
         if "per_time" not in s:
-            lines.append(f"| {name} | all failed | | | | |")
+            lines.append(f"| {name} | all failed | | | | | |")
             continue
         for tk, v in s["per_time"].items():
             vr, er = v["variance_ratio"]["mean"], v["energy_ratio"]["mean"]
             lines.append(
                 f"| {name} | {tk} | {_f(v['variance_ratio'])}{_mark(lo <= vr <= hi)} | "
                 f"{_f(v['energy_distance'], 4)} | {_f(v['energy_floor'], 4)} | "
-                f"{_f(v['energy_ratio'], 2)}{_mark(er <= ENERGY_RATIO_LIMIT)} |")
+                f"{_f(v['energy_ratio'], 2)}{_mark(er <= ENERGY_RATIO_LIMIT)} | "
+                f"{_f(v['off_data_mass'], 3) if 'off_data_mass' in v else '—'} |")
     return "\n".join(lines) + "\n"
 
 

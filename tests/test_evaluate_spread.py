@@ -15,7 +15,8 @@ def test_evaluate_spread_columns_match_independent_computation():
     note = adata.uns["vgfm"]["growth_last_time"]
     assert "(2) has no outgoing interval" in note and "[1.5, 2]" in note
     df = vgfm.tl.evaluate(adata)
-    assert {"variance_ratio", "energy_distance", "energy_floor"} <= set(df.columns)
+    assert {"variance_ratio", "energy_distance", "energy_floor", "off_data_mass"} <= set(
+        df.columns)
     x = np.asarray(adata.X, dtype=np.float32)
     t = adata.obs["time"].to_numpy(float)
     times = np.unique(t)
@@ -28,6 +29,8 @@ def test_evaluate_spread_columns_match_independent_computation():
         np.testing.assert_allclose(row["variance_ratio"], ref.variance_ratio, rtol=1e-6)
         np.testing.assert_allclose(row["energy_distance"], ref.energy_distance, rtol=1e-6)
         np.testing.assert_allclose(row["energy_floor"], ref.energy_floor, rtol=1e-6)
+        assert row["off_data_mass"] == ref.off_data_mass
+        assert 0.0 <= row["off_data_mass"] <= 1.0
         # an independent check of the variance ratio from its definition
         w = m / m.sum()
         mu = w @ xs[k].astype(np.float64)

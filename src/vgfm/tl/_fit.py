@@ -722,8 +722,10 @@ def evaluate(
     ``variance_ratio`` (mass-weighted predicted / observed total variance; below 1 means the
     prediction has collapsed), ``energy_distance`` (predicted vs observed) and its yardstick
     ``energy_floor`` (the energy distance between two random halves of the observed snapshot,
-    what a perfect prediction scores by sampling alone) — see
-    :func:`vgfm._core.metrics.spread`.  With ``copy=True`` the copy holding it as arrays.
+    what a perfect prediction scores by sampling alone), and ``off_data_mass``, the share of
+    the predicted mass that lies in empty space, farther from every observed cell than 99 % of
+    a random half of them are from the other half (about 0.01 for a perfect prediction;
+    :func:`vgfm._core.metrics.off_data_mass`) — see :func:`vgfm._core.metrics.spread`.  With ``copy=True`` the copy holding it as arrays.
 
     Examples
     --------
@@ -782,7 +784,7 @@ def evaluate(
             "w1": w.value, "w1_se": w.se, "rme": relative_mass_error(pred, rel[k]),
             "predicted_size": pred, "observed_size": float(rel[k]), "held_out": bool(held[k]),
             "variance_ratio": sp.variance_ratio, "energy_distance": sp.energy_distance,
-            "energy_floor": sp.energy_floor,
+            "energy_floor": sp.energy_floor, "off_data_mass": sp.off_data_mass,
         })
     df = pd.DataFrame(rows)
     table = {c: df[c].to_numpy() for c in df.columns}
