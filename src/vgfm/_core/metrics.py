@@ -356,8 +356,9 @@ def off_data_mass(
     cells of ``A`` to their nearest cell of ``B``; the result is the share of the mass of the
     particles ``x`` (``weights``, normalised; at most ``max_cells`` particles, a uniform
     subsample) whose nearest cell of ``B`` is farther than that. A sample of the observed law
-    scores ``1 - quantile`` on average (0.01 by default) whatever the dimension or the shape of
-    the population; a prediction that puts cells between branches or inside a ring where no
+    scores about ``1 - quantile`` on average (0.01 by default) whatever the dimension or the
+    shape of the population, plus about ``2 / len(y)`` on small snapshots (measured: 0.037 with
+    63 observed cells, 0.015 with 300, in 5-D); a prediction that puts cells between branches or inside a ring where no
     cell is observed scores the mass it puts there. Unlike the variance ratio it sees mass in
     the wrong place at the right spread, and unlike the energy distance it says how much.
 
